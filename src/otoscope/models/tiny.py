@@ -1,0 +1,70 @@
+"""Tiny random-weight models of every supported architecture, for tests and quick experiments.
+
+They are built in-process from small configs with a fixed seed (no download), keep each family's real
+structure (Whisper's 30 s window and 1500 frames, the wav2vec2 CNN front end with its 320-sample hop,
+post-norm and pre-norm ("stable layer norm") encoders, WavLM's gated relative position bias), and make
+noise instead of sense.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TINY_MODELS = ("tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable",
+               "tiny-random-hubert", "tiny-random-wavlm")
+
+_W2V_COMMON = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    conv_dim=(16, 16, 16, 16, 16, 16, 16), conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=32,
+    hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+    layerdrop=0.0, mask_time_prob=0.0, pad_token_id=0,
+)
+
+
+def _whisper():
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    from otoscope.models.tokenizer import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    config = WhisperConfig(
+        vocab_size=len(tokenizer), num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        max_source_positions=1500, max_target_positions=64,
+        decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+        begin_suppress_tokens=None, suppress_tokens=None,
+    )
+    return WhisperForConditionalGeneration(config), WhisperFeatureExtractor(feature_size=80), tokenizer
+
+
+def _w2v(kind: str):
+    from transformers import (HubertConfig, HubertForCTC, Wav2Vec2Config, Wav2Vec2FeatureExtractor,
+                              Wav2Vec2ForCTC, WavLMConfig, WavLMForCTC)
+
+    if kind == "hubert":
+        config, cls = HubertConfig(**_W2V_COMMON, feat_extract_norm="group"), HubertForCTC
+    elif kind == "wavlm":
+        config, cls = WavLMConfig(**_W2V_COMMON, feat_extract_norm="group", num_buckets=32, max_bucket_distance=64), WavLMForCTC
+    elif kind == "wav2vec2-stable":
+        config, cls = Wav2Vec2Config(**_W2V_COMMON, feat_extract_norm="layer", do_stable_layer_norm=True), Wav2Vec2ForCTC
+    else:
+        config, cls = Wav2Vec2Config(**_W2V_COMMON, feat_extract_norm="group"), Wav2Vec2ForCTC
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                                         return_attention_mask=config.feat_extract_norm == "layer")
+    return cls(config), extractor, None
+
+
+def build_tiny(name: str):
+    """``(hf_model, feature_extractor, tokenizer)`` for one of :data:`TINY_MODELS`, seeded for repeatability."""
+    if name not in TINY_MODELS:
+        raise KeyError(name)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        if name == "tiny-random-whisper":
+            return _whisper()
+        return _w2v(name.removeprefix("tiny-random-"))
+    finally:
+        torch.random.set_rng_state(state)
