@@ -62,10 +62,10 @@ def _base(model: nn.Module) -> nn.Module:
 def _attn_points(prefix: str, attn: nn.Module, heads: int, q_len: str, kv_len: str, with_qkv: bool) -> list[HookPoint]:
     points = []
     if with_qkv:
-        for key, proj, length in (("q", "q_proj", q_len), ("k", "k_proj", kv_len), ("v", "v_proj", kv_len)):
+        for key, proj, length, doc in (("q", "q_proj", q_len, "queries per head (before the 1/sqrt(d_head) scaling)"),
+                                       ("k", "k_proj", kv_len, "keys per head"), ("v", "v_proj", kv_len, "values per head")):
             points.append(HookPoint(f"{prefix}.hook_{key}", getattr(attn, proj), Site.OUTPUT,
-                                    f"[batch, {length}, heads, d_head]", f"{key} vectors per head (before scaling)",
-                                    heads=heads))
+                                    f"[batch, {length}, heads, d_head]", doc, heads=heads))
         points.append(HookPoint(f"{prefix}.hook_z", attn.out_proj, Site.INPUT, f"[batch, {q_len}, heads, d_head]",
                                 "per-head attention output, before the output projection", heads=heads))
         points.append(HookPoint(f"{prefix}.hook_pattern", attn, Site.PATTERN, f"[batch, heads, {q_len}, {kv_len}]",

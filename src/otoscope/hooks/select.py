@@ -22,8 +22,8 @@ def _glob(pattern: str, names: list[str], points: dict[str, HookPoint]) -> list[
     if "pattern" not in pattern:
         hits = [n for n in hits if points[n].site is not Site.PATTERN]
     if not hits:
-        raise HookNameError(f"hook filter '{pattern}' matches no hook point{did_you_mean(pattern, names)}; "
-                            "list them with model.hook_names() or 'otoscope hooks MODEL'.")
+        raise HookNameError(f"hook filter '{pattern}' matches no hook point.{did_you_mean(pattern, names)} "
+                            "List them with model.hook_names() or 'otoscope hooks MODEL'.")
     return hits
 
 

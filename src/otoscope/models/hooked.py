@@ -298,8 +298,16 @@ def load(name_or_path: str | None = None, device: str | torch.device | None = No
     """
     from otoscope.models.registry import DEFAULT_MODEL, load_hf
 
+    from transformers.utils import logging as hf_logging
+
     name = name_or_path or DEFAULT_MODEL
-    hf_model, extractor, tokenizer, where = load_hf(name)
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # transformers' per-tensor "Loading weights" bar is noise here
+    try:
+        hf_model, extractor, tokenizer, where = load_hf(name)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     if isinstance(dtype, str):
         if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
             raise OtoscopeError(f"unknown dtype '{dtype}'; use float32, float16 or bfloat16.")

@@ -46,6 +46,8 @@ class Resolved:
     """``local``, ``hf-cache``, ``bundled``, ``random`` (tiny test models) or ``hub``."""
     location: str
     """Folder, HF id or package that the weights come from."""
+    tried: tuple[str, ...] = ()
+    """Sources tried before this one, with why each failed."""
 
 
 def _hf_cached_dir(hf_id: str) -> Path | None:
@@ -82,9 +84,9 @@ def resolve(name: str) -> Resolved:
     else:
         tried.append(f"bundled weights (only {', '.join(bundled.BUNDLED)})")
     if hf_id and not offline():
-        return Resolved(name, "hub", hf_id)
+        return Resolved(name, "hub", hf_id, tuple(tried))
     tried.append("Hugging Face hub (offline)" if hf_id else "Hugging Face hub (no id)")
-    known = ", ".join(list(KNOWN_MODELS)[:4] + list(bundled.BUNDLED))
+    known = ", ".join(dict.fromkeys([*bundled.BUNDLED, "whisper-small", "hubert-base", "wav2vec2-base-960h"]))
     raise ModelNotFoundError(f"cannot load model '{name}': tried {'; '.join(tried)}. "
                              f"Use a known name ({known}, …: see 'otoscope models'), an 'org/model' id, or a local folder.")
 
@@ -123,7 +125,15 @@ def load_hf(name: str):
     if where.source == "bundled":
         model = bundled.BUNDLED.get(name) or next(m for m in bundled.BUNDLED.values() if m.hf_id == KNOWN_MODELS.get(name, name))
         return (*_load_pretrained(str(bundled.ensure_converted(model)), True), where)
-    return (*_load_pretrained(where.location, where.source != "hub"), where)
+    if where.source == "hub":
+        try:
+            return (*_load_pretrained(where.location, False), where)
+        except OSError as err:
+            reason = str(err).strip().splitlines()[0]
+            raise ModelNotFoundError(f"cannot load model '{name}': tried {'; '.join(where.tried)}; "
+                                     f"Hugging Face hub ({reason}). Connect to the network, download it once, "
+                                     "or pass a local folder.") from None
+    return (*_load_pretrained(where.location, True), where)
 
 
 def list_models() -> list[Resolved | tuple[str, str]]:

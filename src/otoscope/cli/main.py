@@ -1,0 +1,138 @@
+"""``otoscope`` command line. Each subcommand parses, calls the library and prints; no logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from otoscope.errors import OtoscopeError
+
+EXIT_USAGE = 2
+
+
+def _cmd_models(args) -> None:
+    from otoscope.models.registry import list_models
+
+    rows = list_models()
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.source:<11}  {r.location}")
+
+
+def _cmd_hooks(args) -> None:
+    from otoscope.models.hooked import load
+
+    model = load(args.model)
+    table = model.hook_table(measure=True)
+    if args.json:
+        for row in table:
+            print(json.dumps({"name": row.name, "shape": row.shape, "example": row.example, "doc": row.doc}))
+        return
+    w_name = max(len(r.name) for r in table)
+    w_shape = max(len(r.shape) for r in table)
+    for r in table:
+        example = "x".join(map(str, r.example)) if r.example else "-"
+        print(f"{r.name:<{w_name}}  {r.shape:<{w_shape}}  {example:<16}  {r.doc}")
+
+
+def _cmd_transcribe(args) -> None:
+    from otoscope.models.hooked import load
+
+    model = load(args.model, device=args.device)
+    results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
+                               progress=not args.json and len(args.files) > 1)
+    for path, result in zip(args.files, results):
+        if args.json:
+            print(json.dumps({"path": str(path), "text": result.text}), flush=True)
+        else:
+            print(f"{path}\t{result.text}" if len(args.files) > 1 else result.text, flush=True)
+
+
+def _cmd_cache(args) -> None:
+    from otoscope.hooks.export import export_activations
+    from otoscope.models.hooked import load
+
+    model = load(args.model, device=args.device)
+    result = export_activations(model, [str(f) for f in args.files], args.out, args.hooks, text=args.text,
+                                keep_padding=args.keep_padding, batch_size=args.batch_size)
+    total = sum(result.rows.values())
+    print(f"wrote {len(result.hooks)} hooks × {len(result.clips)} clips ({total} rows) to {result.path}")
+
+
+def _cmd_demo(args) -> None:
+    from otoscope.cli.demo import run_demo
+
+    run_demo(Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for every subcommand."""
+    from otoscope.models.registry import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(prog="otoscope", description="Mechanistic interpretability for audio models.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list model names and where each would load from")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("hooks", help="print the hook-point table of a model")
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    p.add_argument("--json", action="store_true", help="one JSON object per hook")
+    p.set_defaults(func=_cmd_hooks)
+
+    def model_args(p):
+        p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, … (default cpu)")
+        p.add_argument("--batch-size", type=int, default=8)
+
+    p = sub.add_parser("transcribe", help="greedy transcription of audio files")
+    p.add_argument("files", nargs="+", type=Path)
+    model_args(p)
+    p.add_argument("--language", default=None, help="language code for multilingual Whisper (default: detect)")
+    p.add_argument("--json", action="store_true", help='one {"path": ..., "text": ...} object per line')
+    p.set_defaults(func=_cmd_transcribe)
+
+    p = sub.add_parser("cache", help="export activations to a safetensors file")
+    p.add_argument("files", nargs="+", type=Path)
+    model_args(p)
+    p.add_argument("--hooks", required=True, help="hook name or glob, e.g. 'encoder.blocks.*.hook_resid_post'")
+    p.add_argument("--out", required=True, type=Path, help="output .safetensors file")
+    p.add_argument("--text", default=None, help="teacher-forced transcript for decoder hooks (Whisper)")
+    p.add_argument("--keep-padding", action="store_true", help="keep Whisper's padding frames (default: real frames only)")
+    p.set_defaults(func=_cmd_cache)
+
+    p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
+    p.add_argument("--out", default="out/demo")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``otoscope`` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (OtoscopeError, NotImplementedError, FileNotFoundError) as err:
+        if args.debug:
+            raise
+        print(f"otoscope: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("otoscope: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Shared fixtures: the committed clips, tiny random models of every architecture, the bundled tiny.en."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network: every model comes from the bundled packages or is built in-process.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OTOSCOPE_OFFLINE", "1")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "audio"
+TINY = ["tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable", "tiny-random-hubert",
+        "tiny-random-wavlm"]
+
+
+@pytest.fixture(scope="session")
+def manifest() -> list[dict]:
+    """The fixture clips' manifest rows, with absolute paths."""
+    rows = [json.loads(line) for line in (FIXTURES / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["path"] = str(FIXTURES / row["path"])
+    return rows
+
+
+@pytest.fixture(scope="session")
+def speech(manifest) -> list[dict]:
+    """The clean speech clips."""
+    return [r for r in manifest if r["kind"] == "speech"]
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    """The real whisper-tiny.en from the bundled weights."""
+    import otoscope
+
+    return otoscope.load("whisper-tiny.en")
+
+
+_tiny_cache: dict = {}
+
+
+@pytest.fixture(params=TINY)
+def tiny_model(request):
+    """Each tiny random-weight architecture in turn (built once per session)."""
+    import otoscope
+
+    if request.param not in _tiny_cache:
+        _tiny_cache[request.param] = otoscope.load(request.param)
+    return _tiny_cache[request.param]
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper():
+    """The tiny random Whisper."""
+    import otoscope
+
+    return otoscope.load("tiny-random-whisper")
