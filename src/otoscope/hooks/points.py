@@ -81,6 +81,36 @@ def _mlp_points(prefix: str, fc_in: nn.Module, fc_out: nn.Module, length: str) -
     ]
 
 
+def _whisper_block(side: str, i: int, layer: nn.Module) -> list[HookPoint]:
+    """Hook points of one Whisper encoder or decoder layer (the decoder adds cross-attention)."""
+    p, length = f"{side}.blocks.{i}", ("frames" if side == "encoder" else "tokens")
+    shape = f"[batch, {length}, d_model]"
+    decoder = side == "decoder"
+    points = [
+        HookPoint(f"{p}.hook_resid_pre", layer, Site.INPUT, shape, "residual stream into the block"),
+        HookPoint(f"{p}.hook_attn_out", layer.self_attn, Site.OUTPUT, shape,
+                  "causal self-attention output (the text pathway)" if decoder else "self-attention output added to the residual"),
+        HookPoint(f"{p}.hook_resid_mid", layer.self_attn, Site.RESID_SUM, shape,
+                  "residual after self-attention, before cross-attention" if decoder
+                  else "residual stream after attention, before the MLP", residual_module=layer.self_attn_layer_norm),
+    ]
+    if decoder:
+        points += [
+            HookPoint(f"{p}.hook_cross_attn_out", layer.encoder_attn, Site.OUTPUT, shape, "cross-attention output (the audio pathway)"),
+            HookPoint(f"{p}.hook_resid_mid_cross", layer.encoder_attn, Site.RESID_SUM, shape,
+                      "residual after cross-attention, before the MLP", residual_module=layer.encoder_attn_layer_norm),
+        ]
+    points += [
+        HookPoint(f"{p}.hook_mlp_out", layer.fc2, Site.OUTPUT, shape, "MLP output added to the residual"),
+        HookPoint(f"{p}.hook_resid_post", layer, Site.OUTPUT, shape, "residual stream out of the block (not layer-normed)"),
+    ]
+    points += _mlp_points(p, layer.fc1, layer.fc2, length)
+    points += _attn_points(f"{p}.attn", layer.self_attn, layer.self_attn.num_heads, length, length, True)
+    if decoder:
+        points += _attn_points(f"{p}.cross_attn", layer.encoder_attn, layer.encoder_attn.num_heads, "tokens", "frames", True)
+    return points
+
+
 def whisper_points(model: nn.Module) -> list[HookPoint]:
     """Hook points of a transformers Whisper model (``WhisperForConditionalGeneration`` or ``WhisperModel``)."""
     base = _base(model)
@@ -88,45 +118,13 @@ def whisper_points(model: nn.Module) -> list[HookPoint]:
     points = [HookPoint("encoder.hook_embed", enc.layers[0], Site.INPUT, "[batch, frames, d_model]",
                         "conv stem output plus sinusoidal positions: the input to block 0")]
     for i, layer in enumerate(enc.layers):
-        p = f"encoder.blocks.{i}"
-        heads = layer.self_attn.num_heads
-        points += [
-            HookPoint(f"{p}.hook_resid_pre", layer, Site.INPUT, "[batch, frames, d_model]", "residual stream into the block"),
-            HookPoint(f"{p}.hook_attn_out", layer.self_attn, Site.OUTPUT, "[batch, frames, d_model]",
-                      "self-attention output added to the residual"),
-            HookPoint(f"{p}.hook_resid_mid", layer.self_attn, Site.RESID_SUM, "[batch, frames, d_model]",
-                      "residual stream after attention, before the MLP", residual_module=layer.self_attn_layer_norm),
-            HookPoint(f"{p}.hook_mlp_out", layer.fc2, Site.OUTPUT, "[batch, frames, d_model]", "MLP output added to the residual"),
-            HookPoint(f"{p}.hook_resid_post", layer, Site.OUTPUT, "[batch, frames, d_model]",
-                      "residual stream out of the block (not layer-normed)"),
-        ]
-        points += _mlp_points(p, layer.fc1, layer.fc2, "frames")
-        points += _attn_points(f"{p}.attn", layer.self_attn, heads, "frames", "frames", True)
+        points += _whisper_block("encoder", i, layer)
     points.append(HookPoint("encoder.hook_ln_final", enc.layer_norm, Site.OUTPUT, "[batch, frames, d_model]",
                             "encoder output after its final layer norm (what the decoder attends to)"))
-
     points.append(HookPoint("decoder.hook_embed", dec.layers[0], Site.INPUT, "[batch, tokens, d_model]",
                             "token plus position embeddings: the input to block 0"))
     for i, layer in enumerate(dec.layers):
-        p = f"decoder.blocks.{i}"
-        heads = layer.self_attn.num_heads
-        points += [
-            HookPoint(f"{p}.hook_resid_pre", layer, Site.INPUT, "[batch, tokens, d_model]", "residual stream into the block"),
-            HookPoint(f"{p}.hook_attn_out", layer.self_attn, Site.OUTPUT, "[batch, tokens, d_model]",
-                      "causal self-attention output (the text pathway)"),
-            HookPoint(f"{p}.hook_resid_mid", layer.self_attn, Site.RESID_SUM, "[batch, tokens, d_model]",
-                      "residual after self-attention, before cross-attention", residual_module=layer.self_attn_layer_norm),
-            HookPoint(f"{p}.hook_cross_attn_out", layer.encoder_attn, Site.OUTPUT, "[batch, tokens, d_model]",
-                      "cross-attention output (the audio pathway)"),
-            HookPoint(f"{p}.hook_resid_mid_cross", layer.encoder_attn, Site.RESID_SUM, "[batch, tokens, d_model]",
-                      "residual after cross-attention, before the MLP", residual_module=layer.encoder_attn_layer_norm),
-            HookPoint(f"{p}.hook_mlp_out", layer.fc2, Site.OUTPUT, "[batch, tokens, d_model]", "MLP output added to the residual"),
-            HookPoint(f"{p}.hook_resid_post", layer, Site.OUTPUT, "[batch, tokens, d_model]",
-                      "residual stream out of the block (not layer-normed)"),
-        ]
-        points += _mlp_points(p, layer.fc1, layer.fc2, "tokens")
-        points += _attn_points(f"{p}.attn", layer.self_attn, heads, "tokens", "tokens", True)
-        points += _attn_points(f"{p}.cross_attn", layer.encoder_attn, heads, "tokens", "frames", True)
+        points += _whisper_block("decoder", i, layer)
     points.append(HookPoint("decoder.hook_ln_final", dec.layer_norm, Site.OUTPUT, "[batch, tokens, d_model]",
                             "decoder output after its final layer norm"))
     if hasattr(model, "proj_out"):
