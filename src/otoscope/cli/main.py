@@ -61,6 +61,24 @@ def _cmd_cache(args) -> None:
     print(f"wrote {len(result.hooks)} hooks × {len(result.clips)} clips ({total} rows) to {result.path}")
 
 
+def _cmd_lens(args) -> None:
+    from otoscope._io import write_text_atomic
+    from otoscope.lens.encoder import encoder_lens
+    from otoscope.lens.plots import plot_layer_curves
+    from otoscope.models.hooked import load
+
+    model = load(args.model, device=args.device)
+    result = encoder_lens(model, str(args.file), top_k_layers=tuple(range(model.n_layers)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "lens.json", json.dumps(result.to_json(), indent=1))
+    plot_layer_curves(result, out / "lens_layers.png")
+    for layer in result.layers:
+        print(f"layer {layer.layer}: LIS {layer.lis:.4f}  entropy {layer.entropy:.3f}  KL {layer.kl_to_final:.4f}  "
+              f"WER {layer.encoder_lens_wer:.2f}  {layer.encoder_lens_text[:60]!r}")
+    print(f"saturation layer: {result.saturation_layer}; wrote {out / 'lens.json'} and {out / 'lens_layers.png'}")
+
+
 def _cmd_demo(args) -> None:
     from otoscope.cli.demo import run_demo
 
@@ -103,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default=None, help="teacher-forced transcript for decoder hooks (Whisper)")
     p.add_argument("--keep-padding", action="store_true", help="keep Whisper's padding frames (default: real frames only)")
     p.set_defaults(func=_cmd_cache)
+
+    p = sub.add_parser("lens", help="encoder logit lens and encoder lens of one clip (Whisper)")
+    p.add_argument("file", type=Path)
+    model_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder for lens.json and plots")
+    p.set_defaults(func=_cmd_lens)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")

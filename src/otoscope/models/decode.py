@@ -49,14 +49,20 @@ def detect_language(model, encoder_states: torch.Tensor) -> list[str]:
 
 
 @torch.no_grad()
-def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_tokens: int) -> list[Transcription]:
-    """Decode one batch of ≤30 s clips greedily with a KV cache."""
+def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_tokens: int,
+                   encoder_states: torch.Tensor | None = None) -> list[Transcription]:
+    """Decode one batch of ≤30 s clips greedily with a KV cache.
+
+    ``encoder_states`` ``[batch, frames, d_model]`` replaces the encoder's output when given (the
+    encoder lens decodes from intermediate layers this way); ``clips`` then only name the rows.
+    """
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     hf = model.model
     device, dtype = model.device, model.dtype
-    features = whisper_features(model.feature_extractor, clips, model.geometry).to(device, dtype)
-    encoder_states = hf.get_encoder()(features).last_hidden_state  # [batch, 1500, d_model]
+    if encoder_states is None:
+        features = whisper_features(model.feature_extractor, clips, model.geometry).to(device, dtype)
+        encoder_states = hf.get_encoder()(features).last_hidden_state  # [batch, 1500, d_model]
     if model.english_only:
         languages = [None] * len(clips)
     else:
