@@ -1,0 +1,66 @@
+"""Attention locality: how far does the Whisper encoder need to look?
+
+Reproduces the finding (er537/whisper_interpretability) that Whisper's encoder attention is mostly
+local: restrict every encoder self-attention head to a band of ±k frames and transcribe. Restricting is
+exact masking — probabilities outside the band set to zero and each row renormalised, which equals a
+-inf mask before the softmax. All band widths run as one batch (one row per k), so the encoder runs once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from otoscope.errors import OtoscopeError
+
+DEFAULT_BANDS = (1, 2, 4, 8, 16, 32, 64, None)  # None: unrestricted
+
+
+@dataclass
+class LocalityResult:
+    """WER against band half-width k."""
+
+    table: pd.DataFrame
+    """One row per k: k (frames, None = full), seconds (k / frame rate), text, wer."""
+    reference: str
+    """The unrestricted transcript the WERs are measured against."""
+
+
+def band_mask(n: int, k: int | None, device=None) -> torch.Tensor:
+    """``[n, n]`` bool: True where |query - key| <= k (all True for k None)."""
+    if k is None:
+        return torch.ones(n, n, dtype=torch.bool, device=device)
+    pos = torch.arange(n, device=device)
+    return (pos[:, None] - pos[None, :]).abs() <= k
+
+
+def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS, max_new_tokens: int = 96) -> LocalityResult:
+    """Transcribe one clip with encoder self-attention limited to ±k frames, for each k in ``bands``."""
+    from otoscope.lens.encoder import word_error_rate
+
+    if not model.is_whisper:
+        raise OtoscopeError(f"{model.name}: attention locality is measured by WER, which needs a Whisper decoder.")
+    clip = model.clips(audio)
+    if len(clip) != 1:
+        raise OtoscopeError("attention_locality takes one clip.")
+    bands = list(bands)
+    if None not in bands:
+        bands.append(None)
+    frames = model.geometry.window_frames
+    masks = torch.stack([band_mask(frames, k) for k in bands])  # [bands, frames, frames]
+
+    def restrict(pattern, hook):
+        # pattern [bands, heads, frames, frames]: one band width per batch row. In place: these are
+        # 1500 × 1500 matrices per head, and extra copies dominate the cost.
+        pattern.mul_(masks[:, None].to(pattern.device, pattern.dtype))
+        return pattern.div_(pattern.sum(-1, keepdim=True).clamp_min_(1e-30))
+
+    with torch.no_grad(), model.hooks([("encoder.blocks.*.attn.hook_pattern", restrict)]):
+        results = model.transcribe(clip * len(bands), batch_size=len(bands), max_new_tokens=max_new_tokens)
+    reference = results[bands.index(None)].text
+    rows = [{"k": k, "seconds": None if k is None else k / model.geometry.frame_rate, "text": r.text,
+             "wer": word_error_rate(reference, r.text)} for k, r in zip(bands, results)]
+    return LocalityResult(pd.DataFrame(rows), reference)

@@ -1,0 +1,156 @@
+"""Tuned lens (Belrose et al. 2023): a learned affine translator per layer before the model's own head.
+
+Each translator starts as the identity (so an untrained tuned lens *is* the logit lens) and is trained
+to minimise KL(final ‖ lens) — the final layer's next-token (decoder) or per-frame (encoder)
+distribution against the translated layer's. Examples are split into train and held-out sets; the
+comparison with the logit lens is reported on the held-out set. Saved as safetensors plus JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from otoscope._io import atomic_path
+from otoscope.errors import OtoscopeError
+
+
+@dataclass
+class TunedLensConfig:
+    """How to train a tuned lens."""
+
+    steps: int = 60
+    """Optimiser steps."""
+    batch: int = 64
+    """Examples (frames or tokens) per step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    holdout: float = 0.25
+    """Fraction of examples kept out of training for the reported comparison."""
+    seed: int = 0
+    """Seed for the split and batches."""
+
+    def __post_init__(self):
+        if self.steps < 0 or self.batch < 1 or self.lr <= 0:
+            raise OtoscopeError("tuned lens needs steps >= 0, batch >= 1 and lr > 0.")
+        if not 0 < self.holdout < 1:
+            raise OtoscopeError(f"holdout must be in (0, 1), got {self.holdout}.")
+
+
+class TunedLens(nn.Module):
+    """One affine translator ``h ↦ h + A h + b`` per layer (``A``, ``b`` start at zero)."""
+
+    def __init__(self, n_layers: int, d_model: int, meta: dict | None = None):
+        super().__init__()
+        self.translators = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(n_layers))
+        for t in self.translators:
+            nn.init.zeros_(t.weight)
+            nn.init.zeros_(t.bias)
+        self.meta = dict(meta or {})
+
+    def forward(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
+        """Translate ``hidden [..., d_model]`` of ``layer`` toward the final layer's basis."""
+        return hidden + self.translators[layer](hidden)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (safetensors) atomically, metadata in the header."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"otoscope_tuned_lens": json.dumps(self.meta)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TunedLens":
+        """Read a lens written by :meth:`save` (safetensors only)."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads(handle.metadata().get("otoscope_tuned_lens", "{}"))
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+        n_layers = len({k.split(".")[1] for k in state})
+        lens = cls(n_layers, state["translators.0.weight"].shape[0], meta)
+        lens.load_state_dict(state)
+        return lens
+
+
+@dataclass
+class TunedLensResult:
+    """A trained tuned lens and its held-out comparison with the logit lens."""
+
+    lens: TunedLens
+    """The translators."""
+    table: pd.DataFrame
+    """One row per layer: kl_logit_lens, kl_tuned_lens (held-out means, nats)."""
+    losses: list[float] = field(default_factory=list)
+    """Training loss per step."""
+
+
+def _kl(final_logp: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return (final_logp.exp() * (final_logp - logp)).sum(-1)  # [...]
+
+
+def train_tuned_lens(residuals: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
+                     config: TunedLensConfig | None = None, meta: dict | None = None) -> TunedLensResult:
+    """Train translators for ``residuals [layers, examples, d_model]``; the last layer is the target.
+
+    ``head`` maps a residual to logits (final layer norm + unembedding).
+    """
+    config = config or TunedLensConfig()
+    n_layers, n, d_model = residuals.shape
+    if n < 4:
+        raise OtoscopeError(f"a tuned lens needs at least 4 examples, got {n}.")
+    gen = torch.Generator().manual_seed(config.seed)
+    order = torch.randperm(n, generator=gen)
+    n_test = max(1, int(round(n * config.holdout)))
+    test, train = order[:n_test], order[n_test:]
+    residuals = residuals.detach().float()
+    with torch.no_grad():
+        final_logp = torch.log_softmax(head(residuals[-1]).float(), dim=-1)  # [examples, vocab]
+    lens = TunedLens(n_layers, d_model, meta)
+    opt = torch.optim.Adam(lens.parameters(), lr=config.lr)
+    layers = list(range(n_layers - 1))  # the last layer is its own target
+    losses = []
+    for _ in range(config.steps if layers else 0):
+        batch = train[torch.randint(len(train), (min(config.batch, len(train)),), generator=gen)]
+        loss = torch.stack([_kl(final_logp[batch], head(lens(residuals[layer, batch], layer))).mean()
+                            for layer in layers]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    rows = []
+    with torch.no_grad():
+        for layer in range(n_layers):
+            h = residuals[layer, test]
+            rows.append({"layer": layer, "kl_logit_lens": float(_kl(final_logp[test], head(h)).mean()),
+                         "kl_tuned_lens": float(_kl(final_logp[test], head(lens(h, layer))).mean())})
+    return TunedLensResult(lens, pd.DataFrame(rows), losses)
+
+
+def _frozen_norm(norm: nn.LayerNorm) -> Callable[[torch.Tensor], torch.Tensor]:
+    weight, bias = norm.weight.detach(), norm.bias.detach()
+    return lambda h: nn.functional.layer_norm(h, norm.normalized_shape, weight, bias, norm.eps)
+
+
+def encoder_head(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Whisper's encoder logit-lens head (final layer norm, token embeddings), with frozen weights."""
+    norm = _frozen_norm(model.model.model.encoder.layer_norm)
+    unembed = model.model.model.decoder.embed_tokens.weight.detach()  # [vocab, d_model]
+    return lambda h: norm(h) @ unembed.T
+
+
+def decoder_head(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Whisper's decoder head (final layer norm, output projection), with frozen weights."""
+    norm = _frozen_norm(model.model.model.decoder.layer_norm)
+    unembed = model.model.proj_out.weight.detach()
+    return lambda h: norm(h) @ unembed.T
