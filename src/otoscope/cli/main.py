@@ -79,6 +79,18 @@ def _cmd_lens(args) -> None:
     print(f"saturation layer: {result.saturation_layer}; wrote {out / 'lens.json'} and {out / 'lens_layers.png'}")
 
 
+def _cmd_report(args) -> None:
+    from otoscope.report import ReportConfig, build_report, labels_from_manifest
+
+    files = [str(f) for f in args.files]
+    labels = labels_from_manifest(args.manifest, args.label_key, files) if args.manifest else None
+    config = ReportConfig(model=args.model, compare_model=args.compare_model, labels=labels, device=args.device,
+                          detailed_clips=args.detailed_clips, locality_clips=args.locality_clips,
+                          tuned_lens_steps=args.tuned_steps)
+    result = build_report(files, args.out, config)
+    print(f"report: {result.index.resolve()}")
+
+
 def _cmd_demo(args) -> None:
     from otoscope.cli.demo import run_demo
 
@@ -127,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder for lens.json and plots")
     p.set_defaults(func=_cmd_lens)
+
+    p = sub.add_parser("report", help="the main job: a self-contained HTML report on audio files")
+    p.add_argument("files", nargs="+", type=Path)
+    model_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder (index.html + assets)")
+    p.add_argument("--compare-model", default=None, help="second model for cross-model CKA, e.g. whisper-base")
+    p.add_argument("--manifest", default=None, type=Path, help="JSONL with path and label fields: enables groups and probes")
+    p.add_argument("--label-key", default="label", help="manifest field holding the label (default: label)")
+    p.add_argument("--detailed-clips", type=int, default=4, help="clips with a full lens section (default 4)")
+    p.add_argument("--locality-clips", type=int, default=1, help="clips for the attention-locality curve (default 1)")
+    p.add_argument("--tuned-steps", type=int, default=40, help="tuned-lens training steps, 0 to skip (default 40)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")

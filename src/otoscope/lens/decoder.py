@@ -45,14 +45,17 @@ def _rank_and_prob(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return rank, probs.gather(-1, idx)[..., 0]
 
 
-def decoder_logit_lens(model, audio, max_new_tokens: int = 96) -> DecoderLensResult:
-    """Decoder logit lens on the model's own greedy transcript of one clip (Whisper)."""
+def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=None) -> DecoderLensResult:
+    """Decoder logit lens on the model's own greedy transcript of one clip (Whisper).
+
+    ``transcription`` (a :class:`~otoscope.models.decode.Transcription` of this clip) skips re-decoding.
+    """
     if not model.is_whisper:
         raise OtoscopeError(f"{model.name} has no decoder; use ctc_lens for CTC models.")
     clip = model.clips(audio)
     if len(clip) != 1:
         raise OtoscopeError("decoder_logit_lens takes one clip.")
-    result = model.transcribe(clip, max_new_tokens=max_new_tokens)[0]
+    result = transcription or model.transcribe(clip, max_new_tokens=max_new_tokens)[0]
     emitted = result.tokens + [model.eot]
     inputs = model.prepare(clip, tokens=result.tokens)
     names = [f"decoder.blocks.{i}.hook_resid_post" for i in range(model.n_decoder_layers)]
