@@ -147,3 +147,25 @@ def test_unsupported_architecture_names_the_class():
 
     with pytest.raises(NotImplementedError, match="MyModel"):
         build_hook_points(MyModel())
+
+
+def test_attention_mask_equals_renormalised_pattern(tiny_whisper):
+    """The fused masked-SDPA path equals zeroing the pattern outside the mask and renormalising (eager)."""
+    from otoscope.geometry.locality import band_mask
+
+    inputs = tiny_whisper.prepare(_clips(1), text=" ab")
+    mask = band_mask(1500, 3)
+
+    def renormalise(pattern, hook):
+        kept = pattern * mask
+        return kept / kept.sum(-1, keepdim=True)
+
+    plain = tiny_whisper.run_with_hooks(inputs, fwd_hooks=[("encoder.blocks.*.attn.hook_pattern", renormalise)])
+    with tiny_whisper.attention_mask("encoder.blocks.*.attn.hook_pattern", mask):
+        fused = tiny_whisper.run_with_hooks(inputs)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-4)
+    assert (fused - tiny_whisper.run_with_hooks(inputs)).abs().max() > 1e-5  # the mask matters
+    assert not any(hasattr(m, "_otoscope_attention_mask") for m in tiny_whisper.model.modules())
+    with pytest.raises(OtoscopeError, match="must be boolean"):
+        with tiny_whisper.attention_mask("encoder.blocks.0.attn.hook_pattern", mask.float()):
+            pass

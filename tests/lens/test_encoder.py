@@ -6,7 +6,7 @@ import torch
 
 from otoscope.errors import OtoscopeError
 from otoscope.lens.encoder import encoder_lens, logit_lens_stats, word_error_rate
-from otoscope.lens.naive import encoder_lens_texts_per_layer
+from otoscope.lens.naive import encoder_lens_per_layer
 
 
 def test_logit_lens_stats_equal_plain_computation(tiny_en, speech):
@@ -28,8 +28,12 @@ def test_logit_lens_stats_equal_plain_computation(tiny_en, speech):
 def test_encoder_lens_equals_one_forward_per_layer(tiny_en, speech):
     path = speech[1]["path"]
     result = encoder_lens(tiny_en, path)
-    naive = encoder_lens_texts_per_layer(tiny_en, path)
-    assert [layer.encoder_lens_text for layer in result.layers] == naive
+    naive = encoder_lens_per_layer(tiny_en, path)
+    assert [layer.encoder_lens_text for layer in result.layers] == [layer.encoder_lens_text for layer in naive]
+    for fast, plain in zip(result.layers, naive):
+        assert fast.lis == pytest.approx(plain.lis, abs=1e-6)
+        assert fast.entropy == pytest.approx(plain.entropy, abs=1e-5)
+        assert fast.kl_to_final == pytest.approx(plain.kl_to_final, abs=1e-6)
     assert result.transcript == tiny_en.transcribe(path).text
     assert result.layers[-1].encoder_lens_wer == 0.0
     assert result.saturation_layer == tiny_en.n_layers - 1  # tiny.en only reads out at its last layer

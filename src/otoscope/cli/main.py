@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-key", default="label", help="manifest field holding the label (default: label)")
     p.add_argument("--detailed-clips", type=int, default=4, help="clips with a full lens section (default 4)")
     p.add_argument("--locality-clips", type=int, default=1, help="clips for the attention-locality curve (default 1)")
-    p.add_argument("--tuned-steps", type=int, default=40, help="tuned-lens training steps, 0 to skip (default 40)")
+    p.add_argument("--tuned-steps", type=int, default=20, help="tuned-lens training steps, 0 to skip (default 20)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")

@@ -1,10 +1,12 @@
-"""Attention probabilities as a hook point.
+"""Attention probabilities as a hook point, and attention masks as an intervention.
 
 Fused attention kernels (SDPA, flash) never materialise the probabilities, so ``hook_pattern`` needs an
-eager kernel. While a pattern hook is installed, the model's attention implementation is switched to
-``"otoscope"``: transformers' own eager maths plus a call-out that lets hooks read or replace the
-probabilities ``[batch, heads, query, key]`` before they weight the values. Registration with
-transformers' attention registry happens on first use, never at import.
+eager kernel. While a pattern hook or an extra attention mask is installed, the model's attention
+implementation is switched to ``"otoscope"``: transformers' own eager maths plus two call-outs — hooks
+that read or replace the probabilities ``[batch, heads, query, key]`` before they weight the values,
+and extra boolean masks (True = may attend) applied before the softmax. A module with only a mask and
+no pattern hook runs PyTorch's fused SDPA with that mask, which is several times faster than eager.
+Registration with transformers' attention registry happens on first use, never at import.
 """
 
 from __future__ import annotations
@@ -17,18 +19,41 @@ from torch import nn
 
 IMPLEMENTATION = "otoscope"
 PATTERN_HOOKS_ATTR = "_otoscope_pattern_hooks"
+MASK_ATTR = "_otoscope_attention_mask"
 _registered = False
+
+
+def _combined_mask(module: nn.Module, attention_mask, key_len: int, dtype):
+    """The model's additive mask with the extra boolean mask folded in (or None when neither exists)."""
+    extra = getattr(module, MASK_ATTR, None)
+    base = None if attention_mask is None else attention_mask[..., :key_len]
+    if extra is None:
+        return base
+    extra = extra.to(dtype=torch.bool)
+    if base is None:
+        return extra
+    if base.dtype == torch.bool:
+        return base & extra
+    return base.masked_fill(~extra, torch.finfo(base.dtype).min)
 
 
 def _attention(module: nn.Module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     # query [batch, heads, q, d_head]; key, value [batch, heads, k, d_head]
     if scaling is None:
         scaling = query.size(-1) ** -0.5
+    hooks = getattr(module, PATTERN_HOOKS_ATTR, ())
+    mask = _combined_mask(module, attention_mask, key.shape[-2], query.dtype)
+    if not hooks and getattr(module, MASK_ATTR, None) is not None:
+        p = dropout if module.training else 0.0
+        out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask.to(query.device),
+                                                         dropout_p=p, scale=scaling)
+        return out.transpose(1, 2).contiguous(), None
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [batch, heads, q, k]
-    if attention_mask is not None:
-        scores = scores + attention_mask[..., : key.shape[-2]]
+    if mask is not None:
+        mask = mask.to(scores.device)
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     weights = nn.functional.softmax(scores, dim=-1)
-    for hook in getattr(module, PATTERN_HOOKS_ATTR, ()):
+    for hook in hooks:
         weights = hook(weights)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     out = torch.matmul(weights, value).transpose(1, 2).contiguous()  # [batch, q, heads, d_head]
@@ -48,16 +73,12 @@ def _register() -> None:
 
 
 @contextlib.contextmanager
-def pattern_hooks(model: nn.Module, hooks: dict[nn.Module, list[Callable[[torch.Tensor], torch.Tensor]]]) -> Iterator[None]:
-    """Route ``model``'s attention through the eager kernel and attach ``hooks`` to attention modules."""
-    if not hooks:
-        yield
-        return
+def _otoscope_kernel(model: nn.Module) -> Iterator[None]:
+    """Route every attention module of ``model`` through :func:`_attention` for the block."""
     _register()
-    configs = {id(m.config): m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "_attn_implementation")}
+    configs = {id(m.config): m.config for m in model.modules()
+               if hasattr(m, "config") and hasattr(m.config, "_attn_implementation")}
     previous = {k: c._attn_implementation for k, c in configs.items()}
-    for module, fns in hooks.items():
-        setattr(module, PATTERN_HOOKS_ATTR, list(getattr(module, PATTERN_HOOKS_ATTR, [])) + list(fns))
     for config in configs.values():
         config._attn_implementation = IMPLEMENTATION
     try:
@@ -65,9 +86,42 @@ def pattern_hooks(model: nn.Module, hooks: dict[nn.Module, list[Callable[[torch.
     finally:
         for key, config in configs.items():
             config._attn_implementation = previous[key]
+
+
+@contextlib.contextmanager
+def pattern_hooks(model: nn.Module, hooks: dict[nn.Module, list[Callable[[torch.Tensor], torch.Tensor]]]) -> Iterator[None]:
+    """Route ``model``'s attention through the eager kernel and attach ``hooks`` to attention modules."""
+    if not hooks:
+        yield
+        return
+    for module, fns in hooks.items():
+        setattr(module, PATTERN_HOOKS_ATTR, list(getattr(module, PATTERN_HOOKS_ATTR, [])) + list(fns))
+    try:
+        with _otoscope_kernel(model):
+            yield
+    finally:
         for module, fns in hooks.items():
             remaining = getattr(module, PATTERN_HOOKS_ATTR, [])[: -len(fns)]
             if remaining:
                 setattr(module, PATTERN_HOOKS_ATTR, remaining)
             elif hasattr(module, PATTERN_HOOKS_ATTR):
                 delattr(module, PATTERN_HOOKS_ATTR)
+
+
+@contextlib.contextmanager
+def attention_masks(model: nn.Module, masks: dict[nn.Module, torch.Tensor]) -> Iterator[None]:
+    """Restrict attention modules to boolean ``masks`` (True = may attend), broadcast to ``[batch, heads, q, k]``.
+
+    Every query row must keep at least one key, or its output is NaN.
+    """
+    for module, mask in masks.items():
+        if hasattr(module, MASK_ATTR):
+            raise ValueError("an attention mask is already installed on this module; nest masks by combining them.")
+        setattr(module, MASK_ATTR, mask)
+    try:
+        with _otoscope_kernel(model):
+            yield
+    finally:
+        for module in masks:
+            if hasattr(module, MASK_ATTR):
+                delattr(module, MASK_ATTR)

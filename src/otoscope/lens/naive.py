@@ -1,27 +1,42 @@
 """The plain per-layer encoder lens: one full forward (encoder + decode) per layer, through hooks.
 
-It is the reference that :func:`otoscope.lens.encoder.encoder_lens` is tested and benchmarked against.
+It is the reference that :func:`otoscope.lens.encoder.encoder_lens` is tested and benchmarked against:
+the way one would write it with hooks alone, re-running the whole model for every layer.
 """
 
 from __future__ import annotations
 
 import torch
 
+from otoscope.lens.encoder import LayerLens, logit_lens_stats
 
-def encoder_lens_texts_per_layer(model, audio, max_new_tokens: int = 96) -> list[str]:
-    """Transcript decoded from each encoder block's normed residual, one full transcription per layer."""
-    texts = []
+
+def encoder_lens_per_layer(model, audio, max_new_tokens: int = 96) -> list[LayerLens]:
+    """Logit-lens statistics and encoder-lens transcript of each layer, one full model run per layer."""
+    out = []
     norm = model.model.model.encoder.layer_norm
+    last = f"encoder.blocks.{model.n_layers - 1}.hook_resid_post"
+    n_real = int(model.prepare(audio).frame_mask[0].sum())
     for layer in range(model.n_layers):
         grabbed = {}
 
         def keep(t, hook):
-            grabbed["x"] = t
+            grabbed[hook.name] = t
 
         def swap(t, hook):
             # the functional form: calling ``norm`` itself would re-enter this very hook
-            return torch.nn.functional.layer_norm(grabbed["x"], norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            x = grabbed[f"encoder.blocks.{layer}.hook_resid_post"]
+            return torch.nn.functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
-        with torch.no_grad(), model.hooks([(f"encoder.blocks.{layer}.hook_resid_post", keep), ("encoder.hook_ln_final", swap)]):
-            texts.append(model.transcribe(audio, max_new_tokens=max_new_tokens).text)
-    return texts
+        hooks = [(f"encoder.blocks.{layer}.hook_resid_post", keep), (last, keep), ("encoder.hook_ln_final", swap)]
+        with torch.no_grad(), model.hooks(hooks):
+            text = model.transcribe(audio, max_new_tokens=max_new_tokens).text
+        pair = torch.stack([grabbed[f"encoder.blocks.{layer}.hook_resid_post"][0, :n_real], grabbed[last][0, :n_real]])
+        lis, ent, kl = logit_lens_stats(model, pair)
+        out.append(LayerLens(layer, lis[0], ent[0], kl[0], text))
+    return out
+
+
+def encoder_lens_texts_per_layer(model, audio, max_new_tokens: int = 96) -> list[str]:
+    """Only the transcripts of :func:`encoder_lens_per_layer`."""
+    return [layer.encoder_lens_text for layer in encoder_lens_per_layer(model, audio, max_new_tokens)]

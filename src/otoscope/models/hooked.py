@@ -240,6 +240,30 @@ class HookedAudioModel(nn.Module):
         with installed(self.model, self.points, pairs):
             yield self
 
+    @contextlib.contextmanager
+    def attention_mask(self, names_filter: NamesFilter, mask: torch.Tensor) -> Iterator["HookedAudioModel"]:
+        """Restrict the attention of the chosen layers to ``mask`` for the block (an attention knockout).
+
+        ``names_filter`` picks attention hook points (``"encoder.blocks.*.attn.hook_pattern"``, or any
+        name under ``...attn.`` / ``...cross_attn.``); ``mask`` is boolean, True where a query may attend,
+        broadcastable to ``[batch, heads, query, key]``. Runs the fused SDPA kernel with the mask.
+        """
+        from otoscope.hooks.attention import attention_masks
+
+        names = select(self.points, names_filter) if (callable(names_filter) or not isinstance(names_filter, str)
+                                                      or any(c in names_filter for c in "*?[")) else [check_name(names_filter, self.points)]
+        modules = {}
+        for name in names:
+            prefix = name.rsplit(".", 1)[0]
+            point = self.points.get(prefix + ".hook_pattern")
+            if point is None:
+                raise OtoscopeError(f"{name} is not in an attention layer with a pattern hook; pick '...attn.hook_pattern' names.")
+            modules[point.module] = mask
+        if not mask.dtype == torch.bool:
+            raise OtoscopeError(f"attention mask must be boolean (True = may attend), got {mask.dtype}.")
+        with attention_masks(self.model, modules):
+            yield self
+
     def run_with_hooks(self, audio, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
         """Forward with temporary hooks → logits. ``grad=True`` keeps the autograd graph."""
         with torch.set_grad_enabled(grad), self.hooks(fwd_hooks):

@@ -38,11 +38,11 @@ class ReportConfig:
     """One label per clip: enables group similarity and probes."""
     detailed_clips: int = 4
     """Clips that get a full per-clip lens section (the rest: transcript only)."""
-    locality_bands: tuple[int | None, ...] = (2, 8, 16, 32, 64, None)
+    locality_bands: tuple[int | None, ...] = (2, 4, 8, 16, 32, 64, None)
     """Attention band half-widths (frames) for the locality curve; None is unrestricted."""
     locality_clips: int = 1
     """Clips the locality curve is measured on (it costs one batched run per clip)."""
-    tuned_lens_steps: int = 40
+    tuned_lens_steps: int = 20
     """Training steps of the encoder tuned lens (0 disables it)."""
     device: str | None = None
     """Where the model runs."""
@@ -235,7 +235,7 @@ def _tuned_section(model, items, assets: Path, data: dict, steps: int) -> str:
     blocks = torch.cat([item.acts[1:] for item in items], dim=1)  # [layers, frames, d_model], embed dropped
     if blocks.shape[1] < 8:
         return H.section("tuned", "Tuned lens", '<p class="na">Too few real frames to train a tuned lens.</p>')
-    result = train_tuned_lens(blocks, encoder_head(model), TunedLensConfig(steps=steps),
+    result = train_tuned_lens(blocks, encoder_head(model), TunedLensConfig(steps=steps, lr=3e-3),
                               meta={"model": model.name, "side": "encoder", "hook": "hook_resid_post"})
     result.lens.save(assets / "tuned_lens_encoder.safetensors")
     data["tuned_lens"] = _records(result.table)
