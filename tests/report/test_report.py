@@ -33,7 +33,10 @@ def test_report_on_real_model_with_labels(tiny_en, manifest, tmp_path):
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["clips"][0]["encoder_lens"]["saturation_layer"] == 3
     assert len(data["cka"]["matrix"]) == 5 and data["cka"]["layers"][0] == "embed"
-    assert [row["layer"] for row in data["tuned_lens"]] == [0, 1, 2, 3]
+    assert [row["layer"] for row in data["tuned_lens"]["encoder"]] == [0, 1, 2, 3]
+    assert [row["layer"] for row in data["tuned_lens"]["decoder"]] == [0, 1, 2, 3]
+    assert (tmp_path / "assets" / "tuned_lens_decoder.safetensors").is_file()
+    assert all(row["same_input_cosine"] > 0.9 for row in data["same_input_control"])
     assert data["locality"][-1]["wer"] == 0.0
 
 

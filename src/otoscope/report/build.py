@@ -145,7 +145,7 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
     nav.append(("geometry", "Geometry"))
 
     if model.is_whisper and config.tuned_lens_steps > 0:
-        sections.append(_tuned_section(model, items, assets, data, config.tuned_lens_steps))
+        sections.append(_tuned_section(model, items, clips, transcriptions, assets, data, config.tuned_lens_steps))
         nav.append(("tuned", "Tuned lens"))
     step("tuned lens")
 
@@ -154,7 +154,7 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
         nav.append(("locality", "Attention locality"))
 
     if config.labels:
-        sections.append(_groups_section(items, config.labels, data))
+        sections.append(_groups_section(model, clips, items, config.labels, data))
         nav.append(("groups", "Groups & probes"))
         step("groups & probes")
     bar.close()
@@ -229,24 +229,45 @@ def _clip_detail(model, clip, transcription, i: int, assets: Path, entry: dict, 
     return body
 
 
-def _tuned_section(model, items, assets: Path, data: dict, steps: int) -> str:
-    from otoscope.lens.tuned import TunedLensConfig, encoder_head, train_tuned_lens
+def _decoder_residuals(model, clips, transcriptions) -> torch.Tensor:
+    """Decoder ``hook_resid_post`` at every emitted position of the model's own transcripts: [layers, tokens, d_model]."""
+    chunks = []
+    names = [f"decoder.blocks.{i}.hook_resid_post" for i in range(model.n_decoder_layers)]
+    for clip, result in zip(clips, transcriptions):
+        if result is None:
+            continue
+        inputs = model.prepare([clip], tokens=result.tokens)
+        _, cache = model.run_with_cache(inputs, names_filter=names)
+        start = inputs.prefix_len[0] - 1
+        chunks.append(cache.stack("decoder.blocks.*.hook_resid_post")[:, 0, start:])
+    return torch.cat(chunks, dim=1) if chunks else torch.zeros(len(names), 0, model.config.d_model)
 
-    blocks = torch.cat([item.acts[1:] for item in items], dim=1)  # [layers, frames, d_model], embed dropped
-    if blocks.shape[1] < 8:
-        return H.section("tuned", "Tuned lens", '<p class="na">Too few real frames to train a tuned lens.</p>')
-    result = train_tuned_lens(blocks, encoder_head(model), TunedLensConfig(steps=steps, lr=3e-3),
-                              meta={"model": model.name, "side": "encoder", "hook": "hook_resid_post"})
-    result.lens.save(assets / "tuned_lens_encoder.safetensors")
-    data["tuned_lens"] = _records(result.table)
-    plots.layer_lines(result.table["layer"].tolist(), {"logit lens": result.table["kl_logit_lens"].tolist(),
-                                                       "tuned lens": result.table["kl_tuned_lens"].tolist()},
-                      "held-out KL(final ‖ lens) (nats)", "Encoder: logit lens vs tuned lens", assets / "tuned.png")
-    body = (f'<p class="note">Affine translators per encoder layer, identity-initialised, trained {steps} steps on '
-            f'{blocks.shape[1]} real frames of these clips; KL on a held-out quarter of the frames. Weights: '
-            '<code>assets/tuned_lens_encoder.safetensors</code>.</p>')
-    body += H.image("assets/tuned.png", "logit vs tuned lens")
-    body += H.table([("layer", "layer"), ("kl_logit_lens", "KL logit lens"), ("kl_tuned_lens", "KL tuned lens")], data["tuned_lens"])
+
+def _tuned_section(model, items, clips, transcriptions, assets: Path, data: dict, steps: int) -> str:
+    from otoscope.lens.tuned import TunedLensConfig, decoder_head, encoder_head, train_tuned_lens
+
+    sides = [("encoder", torch.cat([item.acts[1:] for item in items], dim=1), encoder_head(model), "real frames"),
+             ("decoder", _decoder_residuals(model, clips, transcriptions), decoder_head(model), "transcript tokens")]
+    body = ('<p class="note">Affine translators per layer, identity-initialised (so an untrained tuned lens is the logit '
+            f'lens), trained {steps} steps to minimise KL(final ‖ lens) on these clips; KL is measured on a held-out '
+            'quarter of the examples. Weights: <code>assets/tuned_lens_&lt;side&gt;.safetensors</code>.</p>')
+    data["tuned_lens"] = {}
+    for side, residuals, head, unit in sides:
+        if residuals.shape[1] < 8:
+            body += f'<p class="na">{side}: too few {unit} ({residuals.shape[1]}) to train a tuned lens.</p>'
+            continue
+        result = train_tuned_lens(residuals, head, TunedLensConfig(steps=steps, lr=3e-3),
+                                  meta={"model": model.name, "side": side, "hook": "hook_resid_post"})
+        result.lens.save(assets / f"tuned_lens_{side}.safetensors")
+        records = _records(result.table)
+        data["tuned_lens"][side] = records
+        plots.layer_lines(result.table["layer"].tolist(), {"logit lens": result.table["kl_logit_lens"].tolist(),
+                                                           "tuned lens": result.table["kl_tuned_lens"].tolist()},
+                          "held-out KL(final ‖ lens) (nats)", f"{side.capitalize()}: logit lens vs tuned lens",
+                          assets / f"tuned_{side}.png")
+        body += f"<h3>{side.capitalize()} ({residuals.shape[1]} {unit})</h3>"
+        body += H.image(f"assets/tuned_{side}.png", f"{side} logit vs tuned lens")
+        body += H.table([("layer", "layer"), ("kl_logit_lens", "KL logit lens"), ("kl_tuned_lens", "KL tuned lens")], records)
     return H.section("tuned", "Tuned lens vs logit lens", body)
 
 
@@ -272,11 +293,16 @@ def _locality_section(model, clips, bands, assets: Path, data: dict, step) -> st
     return H.section("locality", "Attention locality", body)
 
 
-def _groups_section(items, labels, data: dict) -> str:
-    from otoscope.geometry.groups import group_similarity
+def _groups_section(model, clips, items, labels, data: dict) -> str:
+    from otoscope.geometry.groups import group_similarity, same_input_control
     from otoscope.geometry.probe import probe_layers
 
-    body = ""
+    control = same_input_control(model, clips[:1])
+    data["same_input_control"] = _records(control)
+    body = ('<p class="note">Same-input control: the first clip against itself with white noise at 40 dB SNR '
+            '(the ceiling any similarity should be read against).</p>')
+    body += H.table([("layer", "layer"), ("hook", "hook"), ("same_input_cosine", "cosine")], data["same_input_control"],
+                    text_columns=["hook"])
     try:
         groups = group_similarity(items, labels)
         data["groups"] = _records(groups.table)
