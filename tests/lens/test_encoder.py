@@ -50,6 +50,24 @@ def test_lens_json_and_plot(tmp_path, speech):
     assert [layer["layer"] for layer in data["layers"]] == [0, 1, 2, 3]
     assert set(data["layers"][0]) == {"layer", "lis", "entropy", "kl_to_final", "encoder_lens_text", "encoder_lens_wer"}
     assert (tmp_path / "lens_layers.png").stat().st_size > 10_000
+    assert data["decoder_lens"][-1]["top1"] == 1.0
+
+
+def test_lens_on_encoder_only_models(tmp_path, capsys):
+    import otoscope
+    from otoscope.cli.main import main
+    from otoscope.lens.run import run_lens
+    from tests.models.test_decode import _ctc_tokenizer
+
+    model = otoscope.load("tiny-random-hubert")
+    model.tokenizer = _ctc_tokenizer()
+    data = run_lens(model, np.zeros(16_000, np.float32), tmp_path)
+    assert len(data["ctc_lens"]) == 2 and "no decoder" in data["not_applicable"][0]
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(16_000, np.float32), 16_000)
+    assert main(["lens", str(tmp_path / "a.wav"), "--model", "tiny-random-wav2vec2", "--out", str(tmp_path / "x")]) == 2
+    assert "no lens applies" in capsys.readouterr().err
 
 
 def test_silent_and_short_clips_do_not_crash(tiny_en):

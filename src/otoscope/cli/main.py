@@ -62,21 +62,18 @@ def _cmd_cache(args) -> None:
 
 
 def _cmd_lens(args) -> None:
-    from otoscope._io import write_text_atomic
-    from otoscope.lens.encoder import encoder_lens
-    from otoscope.lens.plots import plot_layer_curves
+    from otoscope.lens.run import run_lens
     from otoscope.models.hooked import load
 
     model = load(args.model, device=args.device)
-    result = encoder_lens(model, str(args.file), top_k_layers=tuple(range(model.n_layers)))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "lens.json", json.dumps(result.to_json(), indent=1))
-    plot_layer_curves(result, out / "lens_layers.png")
-    for layer in result.layers:
-        print(f"layer {layer.layer}: LIS {layer.lis:.4f}  entropy {layer.entropy:.3f}  KL {layer.kl_to_final:.4f}  "
-              f"WER {layer.encoder_lens_wer:.2f}  {layer.encoder_lens_text[:60]!r}")
-    print(f"saturation layer: {result.saturation_layer}; wrote {out / 'lens.json'} and {out / 'lens_layers.png'}")
+    data = run_lens(model, str(args.file), args.out)
+    for layer in data.get("layers", []):
+        print(f"layer {layer['layer']}: LIS {layer['lis']:.4f}  entropy {layer['entropy']:.3f}  KL {layer['kl_to_final']:.4f}  "
+              f"WER {layer['encoder_lens_wer']:.2f}  {layer['encoder_lens_text'][:60]!r}")
+    for layer in data.get("ctc_lens", []):
+        print(f"layer {layer['layer']}: top-1 agreement {layer['top1']:.3f}  {layer['text'][:60]!r}")
+    print(f"saturation layer: {data['saturation_layer']}; not applicable: {'; '.join(data['not_applicable'])}")
+    print(f"wrote {Path(args.out) / 'lens.json'}")
 
 
 def _cmd_report(args) -> None:
@@ -134,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-padding", action="store_true", help="keep Whisper's padding frames (default: real frames only)")
     p.set_defaults(func=_cmd_cache)
 
-    p = sub.add_parser("lens", help="encoder logit lens and encoder lens of one clip (Whisper)")
+    p = sub.add_parser("lens", help="the lenses that apply to a model, on one clip (lens.json + plots)")
     p.add_argument("file", type=Path)
     model_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder for lens.json and plots")
