@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuned-steps", type=int, default=20, help="tuned-lens training steps, 0 to skip (default 20)")
     p.set_defaults(func=_cmd_report)
 
+    from otoscope.cli import sae as sae_cli
+
+    sae_cli.register(sub)
+
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")
     p.set_defaults(func=_cmd_demo)

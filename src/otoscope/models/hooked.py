@@ -264,6 +264,16 @@ class HookedAudioModel(nn.Module):
         with attention_masks(self.model, modules):
             yield self
 
+    def add_sae(self, sae, hook: str | None = None, *, use_error_term: bool = False):
+        """Context manager: splice ``sae`` in at ``hook`` (default: the SAE's own hook name).
+
+        While it is active, ``{hook}.hook_sae_acts`` (and ``_input``, ``_recons``, ``_error``) are hook
+        points like any other; see :func:`otoscope.sae.splice.splice`.
+        """
+        from otoscope.sae.splice import splice
+
+        return splice(self, sae, hook, use_error_term=use_error_term)
+
     def run_with_hooks(self, audio, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
         """Forward with temporary hooks → logits. ``grad=True`` keeps the autograd graph."""
         with torch.set_grad_enabled(grad), self.hooks(fwd_hooks):

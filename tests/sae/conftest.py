@@ -1,0 +1,34 @@
+"""Fixtures for the SAE tests: one thread per test (the CI machine is shared), synthetic and extracted stores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run each test single-threaded: on a busy 2-core machine OpenMP's thread hand-offs dominate tiny ops."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def whisper_store(tmp_path_factory, manifest):
+    """Encoder blocks 0 and 1 of the tiny random Whisper over the fixture clips, in several shards."""
+    import otoscope
+    from otoscope.sae.extract import ExtractConfig, extract_activations
+
+    model = otoscope.load("tiny-random-whisper")
+    path = tmp_path_factory.mktemp("whisper_store")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        extract_activations(model, [dict(r) for r in manifest], path,
+                            ExtractConfig(hooks="encoder.blocks.*.hook_resid_post", batch_size=2, shard_mb=0.02,
+                                          progress=False))
+    finally:
+        torch.set_num_threads(before)
+    return path
