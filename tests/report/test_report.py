@@ -40,6 +40,18 @@ def test_report_on_real_model_with_labels(tiny_en, manifest, tmp_path):
     assert data["locality"][-1]["wer"] == 0.0
 
 
+def test_report_with_a_minimal_pair(tiny_en, speech, tmp_path):
+    from pathlib import Path
+
+    pair = Path(__file__).parents[1] / "fixtures" / "pairs" / "london_paris"
+    result = build_report([pair / "clean.flac"], tmp_path, ReportConfig(pair=str(pair), detailed_clips=0,
+                                                                         locality_clips=0, tuned_lens_steps=0, progress=False))
+    html = _assets_exist(result.index)
+    assert "Activation patching (denoising" in html
+    cells = result.data["patching"]["cells"]
+    assert cells and all({"hook", "layer", "frames", "seconds", "value", "normalized"} <= set(c) for c in cells)
+
+
 def test_report_survives_silent_and_tiny_clips(tiny_en, tmp_path):
     sf.write(tmp_path / "silence.wav", np.zeros(16_000, np.float32), 16_000)
     sf.write(tmp_path / "blip.wav", (0.1 * np.random.default_rng(0).standard_normal(1_600)).astype(np.float32), 16_000)

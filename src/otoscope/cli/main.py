@@ -83,7 +83,7 @@ def _cmd_report(args) -> None:
     labels = labels_from_manifest(args.manifest, args.label_key, files) if args.manifest else None
     config = ReportConfig(model=args.model, compare_model=args.compare_model, labels=labels, device=args.device,
                           detailed_clips=args.detailed_clips, locality_clips=args.locality_clips,
-                          tuned_lens_steps=args.tuned_steps)
+                          tuned_lens_steps=args.tuned_steps, pair=str(args.pair) if args.pair else None)
     result = build_report(files, args.out, config)
     print(f"report: {result.index.resolve()}")
 
@@ -147,10 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detailed-clips", type=int, default=4, help="clips with a full lens section (default 4)")
     p.add_argument("--locality-clips", type=int, default=1, help="clips for the attention-locality curve (default 1)")
     p.add_argument("--tuned-steps", type=int, default=20, help="tuned-lens training steps, 0 to skip (default 20)")
+    p.add_argument("--pair", default=None, type=Path, help="minimal-pair folder (otoscope pairs): adds a patching section")
     p.set_defaults(func=_cmd_report)
 
+    from otoscope.cli import patch as patch_cli
     from otoscope.cli import sae as sae_cli
 
+    patch_cli.register(sub)
     sae_cli.register(sub)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")

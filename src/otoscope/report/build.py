@@ -44,6 +44,8 @@ class ReportConfig:
     """Clips the locality curve is measured on (it costs one batched run per clip)."""
     tuned_lens_steps: int = 20
     """Training steps of the encoder tuned lens (0 disables it)."""
+    pair: str | None = None
+    """A minimal-pair folder (``otoscope pairs`` output): adds an activation-patching section (Whisper)."""
     device: str | None = None
     """Where the model runs."""
     progress: bool = True
@@ -85,7 +87,8 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
     assets = out / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     n_detail = min(config.detailed_clips, len(files))
-    steps = 4 + 2 * n_detail + min(config.locality_clips, len(files)) + bool(config.compare_model) + bool(config.labels)
+    steps = (4 + 2 * n_detail + min(config.locality_clips, len(files)) + bool(config.compare_model) + bool(config.labels)
+             + bool(config.pair))
     bar = tqdm(total=steps, desc="report", unit="step", disable=not config.progress)
 
     def step(label: str):
@@ -157,6 +160,11 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
         sections.append(_groups_section(model, clips, items, config.labels, data))
         nav.append(("groups", "Groups & probes"))
         step("groups & probes")
+
+    if config.pair:
+        sections.append(_patching_section(model, config.pair, assets, data))
+        nav.append(("patching", "Patching"))
+        step("activation patching")
     bar.close()
 
     write_text_atomic(out / "report.json", json.dumps(data, indent=1, default=float))
@@ -321,6 +329,25 @@ def _groups_section(model, clips, items, labels, data: dict) -> str:
     except OtoscopeError as err:
         body += f'<p class="na">Probe: {H.esc(err)}</p>'
     return H.section("groups", "Groups and probes", body)
+
+
+def _patching_section(model, pair_path, assets: Path, data: dict) -> str:
+    from otoscope.patching import grounding_coefficient, open_session, sweep
+    from otoscope.patching.pairs import load_pair
+    from otoscope.patching.report import patching_section
+
+    if not model.is_whisper:
+        return H.section("patching", "Activation patching",
+                         f'<p class="na">The patching section of the report uses a Whisper decoder metric; run '
+                         f'<code>otoscope patch --metric …</code> for {H.esc(model.name)}.</p>')
+    pair = load_pair(pair_path)
+    if not (pair.answer and pair.wrong):
+        raise OtoscopeError(f"{pair_path}: the pair has no answer/wrong tokens; make it with 'otoscope pairs word'.")
+    session = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
+    result = sweep(session, words=pair.clean_words)
+    grounding = grounding_coefficient(session)
+    data["patching"] = result.to_json()
+    return patching_section(result, assets, grounding=grounding)
 
 
 def labels_from_manifest(manifest: str | Path, key: str, files: Sequence[str]) -> list[str]:

@@ -1,0 +1,219 @@
+"""Activation patching on whisper-tiny.en: the exact engine and attribution patching against the
+TransformerLens way (one full forward per cell, batch 1, nothing reused but the clean activations).
+
+Run: .venv/bin/python benchmarks/patching.py [PAIR_DIR] [--threads=N]   (default pair:
+tests/fixtures/pairs/london_paris, "My name is John and I live in London." vs "... Paris.", 2.95 s, espeak-ng
+en-us; default threads: torch's). Both sides always run with the same threads.
+
+Sweep: encoder hook_resid_post, all 4 layers, denoising, logit diff " London" − " Paris" after
+" My name is John and I live in".
+* exact: the 10-frame-window sweep over the real frames (15 windows × 4 layers), by the per-cell loop and
+  by the engine, timed in alternating chunks of 8 cells so both see the same machine load; each side's time
+  includes its unpatched clean and corrupt runs (TransformerLens' workflow: run_with_cache on clean, a
+  corrupt baseline, then one run_with_hooks per cell). max_abs_diff compares their metric values cell by cell (logit units).
+* attribution: the 1-frame sweep (every real frame × 4 layers) by attribution patching (session set-up
+  included) against the per-cell loop, whose time is extrapolated from a timed random sample of cells.
+* spearman_attribution: attribution vs exact normalised scores on the 10-frame sweep.
+Last line: one JSON object.
+"""
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import otoscope
+from otoscope.patching import PatchConfig, agreement, open_session, sweep
+from otoscope.patching.api import cell_results
+from otoscope.patching.naive import naive_patching, naive_run, source_activations
+from otoscope.patching.pairs import load_pair
+from otoscope.patching.result import PatchResult
+
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--threads")]
+THREADS = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--threads=")), None)
+PAIR = Path(ARGS[0]) if ARGS else Path(__file__).parents[1] / "tests/fixtures/pairs/london_paris"
+HOOKS = "encoder.blocks.*.hook_resid_post"
+SAMPLE = 24  # cells timed for the per-cell loop's extrapolation (>= 20)
+
+
+def naive(model, session, cells, cache):
+    pair = session.pair
+    return naive_patching(model, pair.corrupt, pair.clean, session.metric, pair.corrupt_context, pair.clean_context,
+                          cells, cache)
+
+
+def clean_cache(model, session, names):
+    pair = session.pair
+    return source_activations(model, pair.clean, session.metric, pair.clean_context, names)
+
+
+def exact_comparison(model, pair, batch_size=8):
+    """Both ways, in alternating chunks → (naive_s, engine_s, naive values, engine values, session, cells, cache)."""
+    args = dict(text=pair.text, answer=pair.answer, wrong=pair.wrong)
+    start = time.perf_counter()
+    session = open_session(model, pair.clean, pair.corrupt, batch_size=batch_size, **args)
+    names = session.hook_names(HOOKS)
+    session.runs(names)  # the engine's clean and corrupt runs, cached once
+    engine_s = time.perf_counter() - start
+    cells = session.cells(PatchConfig(hooks=HOOKS, window=10), names)
+    fast, slow = np.empty(len(cells)), np.empty(len(cells))
+    t = time.perf_counter()
+    cache = clean_cache(model, session, names)  # the loop's clean run, cached as TransformerLens does, and
+    naive_run(model, session.pair.corrupt, session.metric, session.pair.corrupt_context)  # its corrupt baseline
+    naive_s = time.perf_counter() - t
+    # alternate in small chunks (one engine batch each), each side first in turn, so that load from other
+    # processes falls on both sides alike
+    chunks = [[i for i, c in enumerate(cells) if c.hook == name] for name in names]
+    chunks = [idx[j : j + batch_size] for idx in chunks for j in range(0, len(idx), batch_size)]
+    for k, idx in enumerate(chunks):
+        group = [cells[i] for i in idx]
+        for side in ((0, 1) if k % 2 == 0 else (1, 0)):
+            t = time.perf_counter()
+            if side == 0:
+                slow[idx] = naive(model, session, group, cache)
+                naive_s += time.perf_counter() - t
+            else:
+                fast[idx] = session.exact(group, "denoising")
+                engine_s += time.perf_counter() - t
+    return naive_s, engine_s, slow, fast, session, cells, cache
+
+
+def diagnose(model, session, exact10, attr10, agree):
+    """Why attribution misses the cells it misses: the metric along the path from corrupt to patched (attribution
+    is its tangent at α = 0), how much layer norm rescales the patched frames, and how concentrated the last
+    decoder layer's cross-attention is on them."""
+    from otoscope.patching import Cell
+
+    clean_run, corrupt_run = session.runs()
+    clean, corrupt = session.clean_value, session.corrupt_value
+    alphas = (0.0, 0.25, 0.5, 0.75, 1.0)
+    last = model.n_decoder_layers - 1
+    pattern = f"decoder.blocks.{last}.cross_attn.hook_pattern"
+    mass = {}
+    for name, inputs in (("clean", session.pair.clean), ("corrupt", session.pair.corrupt)):
+        _, cache = model.run_with_cache(inputs, names_filter=pattern)
+        mass[name] = cache[pattern][0, :, -1]  # [heads, frames]: the prediction position's attention
+    cells = []
+    for w in agree.worst[:3]:
+        cell = Cell(w["hook"], w["frames"][0], w["frames"][1], "frames")
+        path = (session.path(cell, "denoising", alphas) - corrupt) / (clean - corrupt)
+        a, b = cell.start, cell.end
+        norm = lambda run: run.acts[cell.hook][0, a:b].norm(dim=-1).mean().item()  # noqa: E731
+        x0, x1 = corrupt_run.acts[cell.hook][0, a:b], clean_run.acts[cell.hook][0, a:b]
+        # how much the first layer norm after the patch bends the straight path: the mid-path residual's norm
+        # against the endpoints' (1 = layer norm scales the path uniformly, i.e. acts linearly on it)
+        mid = ((x0 + x1) / 2).norm(dim=-1) / ((x0.norm(dim=-1) + x1.norm(dim=-1)) / 2)
+        cells.append({"hook": cell.hook, "frames": [a, b], "exact": round(w["exact"], 3),
+                      "attribution": round(w["attribution"], 3), "path_alpha": list(alphas),
+                      "path_normalized": [round(float(v), 3) for v in path],
+                      "resid_norm_clean_over_corrupt": round(norm(clean_run) / norm(corrupt_run), 3),
+                      "mid_path_norm_ratio": round(mid.mean().item(), 3),
+                      "cross_attn_mass_clean": round(mass["clean"][:, a:b].sum(-1).mean().item(), 3),
+                      "cross_attn_mass_corrupt": round(mass["corrupt"][:, a:b].sum(-1).mean().item(), 3),
+                      "cross_attn_max_corrupt": round(mass["corrupt"][:, a:b].max().item(), 3)})
+        c = cells[-1]
+        print(f"  why {cell.hook} {a}-{b}: metric along corrupt→patched α={list(alphas)}: {c['path_normalized']} "
+              f"(attribution = tangent at 0: {c['attribution']}); residual norm clean/corrupt "
+              f"{c['resid_norm_clean_over_corrupt']}, mid-path {c['mid_path_norm_ratio']}; last decoder layer's cross-attention on these frames "
+              f"{c['cross_attn_mass_corrupt']} (corrupt) → {c['cross_attn_mass_clean']} (clean), max head weight "
+              f"{c['cross_attn_max_corrupt']}")
+    exact = np.array([c.normalized for c in exact10.cells])
+    estimate = np.array([c.normalized for c in attr10.cells])
+    small = np.abs(exact) < 0.05
+    from otoscope.patching.result import spearman
+
+    groups = {"small_cells": int(small.sum()), "small_max_abs_error": round(float(np.abs(exact - estimate)[small].max()), 4),
+              "small_spearman": round(spearman(exact[small], estimate[small]), 3),
+              "large_cells": int((~small).sum()), "large_spearman": round(spearman(exact[~small], estimate[~small]), 3)}
+    flat = all(c["path_normalized"][1] < 0.25 * c["path_normalized"][-1] for c in cells)
+    bend = min(c["mid_path_norm_ratio"] for c in cells)
+    attn = cells[0]
+    path = (f"a threshold: along the path from the corrupt to the patched activation the metric stays near 0 for "
+            f"the first quarter and rises late (e.g. {cells[0]['path_normalized']} at α = 0, .25, .5, .75, 1), so the "
+            f"gradient at the corrupt run sees the flat start and" if flat else
+            f"a non-linear path from the corrupt to the patched activation (e.g. {cells[0]['path_normalized']} at "
+            f"α = 0, .25, .5, .75, 1), whose tangent at the corrupt run")
+    saturated = attn["cross_attn_max_corrupt"] > 0.5
+    summary = (f"{path} underestimates the {groups['large_cells']} cells with |effect| >= 0.05 (Spearman among them "
+               f"{groups['large_spearman']}). Layer norm: the first one after the patch rescales the middle of the "
+               f"path by at most {1 / bend - 1:.0%} (mid-path norm / endpoint norm >= {bend}). Attention: the last "
+               f"decoder layer's cross-attention on the word's first window is "
+               f"{'saturated' if saturated else 'not saturated'} (mass {attn['cross_attn_mass_corrupt']} corrupt -> "
+               f"{attn['cross_attn_mass_clean']} clean, max head weight {attn['cross_attn_max_corrupt']}). "
+               + ("So neither single unit saturates: the threshold is built up by the layers downstream, the model's "
+                  "decision between the two words. " if bend > 0.9 and not saturated else "")
+               + f"The other {groups['small_cells']} cells (|effect| < 0.05) agree to within "
+               f"{groups['small_max_abs_error']}, with Spearman {groups['small_spearman']} among them: small effects "
+               "whose order is partly noise.")
+    print(f"  diagnosis: {summary}")
+    return {"summary": summary, **groups, "cells": cells}
+
+
+def main():
+    torch.manual_seed(0)
+    random.seed(0)
+    if THREADS:
+        torch.set_num_threads(THREADS)
+    model = otoscope.load("whisper-tiny.en")
+    pair = load_pair(PAIR)
+    print(f"pair: {pair.description}, {pair.clean.seconds:.2f} s; text {pair.text!r}; {pair.answer!r} vs {pair.wrong!r}")
+
+    naive_s, engine_s, slow, fast, session, cells, cache = exact_comparison(model, pair)
+    clean, corrupt = session.clean_value, session.corrupt_value
+    print(f"exact, {len(cells)} cells (10-frame windows × {model.n_layers} layers): per-cell loop {naive_s:.1f} s, "
+          f"engine {engine_s:.1f} s → {naive_s / engine_s:.2f}×; clean {clean:.3f}, corrupt {corrupt:.3f}")
+    max_abs_diff = float(np.abs(fast - slow).max())
+
+    # attribution: window-1 sweep, session set-up included
+    t = time.perf_counter()
+    fresh = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
+    attr1 = sweep(fresh, PatchConfig(hooks=HOOKS, window=1, method="attribution", answer=pair.answer, wrong=pair.wrong))
+    attribution_s = time.perf_counter() - t
+    cells1 = fresh.cells(PatchConfig(hooks=HOOKS, window=1), fresh.hook_names(HOOKS))
+    sample = random.sample(cells1, SAMPLE)
+    t = time.perf_counter()
+    naive(model, session, sample, cache)
+    per_cell = (time.perf_counter() - t) / SAMPLE
+    loop_s = per_cell * len(cells1)
+    print(f"attribution, {len(cells1)} cells (1-frame windows): {attribution_s:.2f} s; per-cell loop "
+          f"{loop_s:.0f} s extrapolated from a timed random sample of {SAMPLE} cells ({per_cell:.2f} s/cell) "
+          f"→ {loop_s / attribution_s:.0f}×")
+
+    # agreement on the 10-frame sweep
+    exact10 = PatchResult(model.name, "denoising", "exact", session.metric.name, clean, corrupt,
+                          cell_results(model, cells, fast, clean, corrupt))
+    attr10 = sweep(fresh, PatchConfig(hooks=HOOKS, window=10, method="attribution", answer=pair.answer, wrong=pair.wrong))
+    agree = agreement(exact10, attr10)
+    print(f"attribution vs exact (10-frame sweep): spearman {agree.spearman:.3f}, pearson {agree.pearson:.3f}, "
+          f"max |error| {agree.max_abs_error:.3f} (normalised); per layer: "
+          + ", ".join(f"{k.split('.')[2]}: {v:.2f}" for k, v in agree.per_layer.items()))
+    for w in agree.worst:
+        print(f"  worst: {w['hook']} frames {w['frames']}: exact {w['exact']:.3f}, attribution {w['attribution']:.3f}")
+
+    diagnosis = diagnose(model, session, exact10, attr10, agree)
+    report = {"model": model.name, "pair": PAIR.name, "seconds": round(pair.clean.seconds, 2), "hooks": HOOKS,
+              "direction": "denoising", "metric": "logit_diff", "threads": torch.get_num_threads(),
+              "cells_exact": len(cells), "naive_s": round(naive_s, 2), "engine_s": round(engine_s, 2),
+              "speedup_exact": round(naive_s / engine_s, 2), "max_abs_diff": max_abs_diff,
+              "cells_attribution": len(cells1), "attribution_s": round(attribution_s, 2),
+              "per_cell_loop_s": round(loop_s, 1),
+              "per_cell_loop_note": f"extrapolated from a timed random sample of {SAMPLE} cells",
+              "speedup_attribution": round(loop_s / attribution_s, 1),
+              "spearman_attribution": round(agree.spearman, 3),
+              "spearman_attribution_per_layer": {k.split(".")[2]: round(v, 3) for k, v in agree.per_layer.items()},
+              "attribution_diagnosis": diagnosis}
+    if torch.cuda.is_available():
+        gpu = otoscope.load("whisper-tiny.en", device="cuda")
+        naive_g, engine_g, slow_g, fast_g, *_ = exact_comparison(gpu, pair, batch_size=32)
+        report["speedup_exact_gpu"] = round(naive_g / engine_g, 2)
+        report["max_abs_diff_gpu"] = float(np.abs(fast_g - slow_g).max())
+        print(f"GPU: per-cell loop {naive_g:.2f} s, engine {engine_g:.2f} s → {naive_g / engine_g:.1f}×")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

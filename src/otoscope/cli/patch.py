@@ -1,0 +1,201 @@
+"""``otoscope patch`` and ``otoscope pairs``: parse, call :mod:`otoscope.patching`, print.
+
+Wired into the ``otoscope`` command by :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from otoscope.errors import OtoscopeError
+
+
+def _window(text: str):
+    if text.lower() in ("all", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise OtoscopeError(f"--window must be a number or 'all', got {text!r}.") from None
+
+
+def _neurons(text: str | None):
+    if text is None:
+        return None
+    try:
+        return [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise OtoscopeError(f"--neurons takes comma-separated indices (e.g. 0,5,17), got {text!r}.") from None
+
+
+def _pair_of(clean_value, corrupt_value):
+    if corrupt_value is None or corrupt_value == clean_value:
+        return clean_value
+    return (clean_value, corrupt_value)
+
+
+def cmd_patch(args) -> None:
+    """``otoscope patch``: one sweep → DIR/patch.json, patch_meta.json, heatmap.png."""
+    from otoscope._io import write_text_atomic
+    from otoscope.models.hooked import load
+    from otoscope.patching import PatchConfig, agreement, open_session, sweep
+    from otoscope.patching.grounding import grounding_coefficient
+    from otoscope.patching.pairs import load_pair
+
+    words, pair_text, pair_answer, pair_wrong = [], None, None, None
+    clean, corrupt = args.clean, args.corrupt
+    if args.pair is not None:
+        pair = load_pair(args.pair)
+        clean, corrupt = clean or pair.clean, corrupt or pair.corrupt
+        words, pair_text, pair_answer, pair_wrong = pair.clean_words, pair.text, pair.answer, pair.wrong
+    if clean is None or corrupt is None:
+        raise OtoscopeError("pass --clean and --corrupt audio files, or --pair DIR/pair.json from 'otoscope pairs'.")
+    answer = args.answer if args.answer is not None else pair_answer
+    wrong = args.wrong if args.wrong is not None else pair_wrong
+    config = PatchConfig(hooks=args.hooks, window=_window(args.window), stride=args.stride,
+                         window_unit="seconds" if args.seconds else "frames",
+                         token_window=None if args.all_tokens else args.token_window, heads=args.heads,
+                         neurons=_neurons(args.neurons), direction=args.direction, method=args.method,
+                         metric=args.metric, answer=answer, wrong=wrong, multi_token=args.multi_token,
+                         batch_size=args.batch_size, align=args.align)
+    model = load(args.model, device=args.device)
+    text = _pair_of(args.text if args.text is not None else pair_text, args.corrupt_text)
+    prompt = _pair_of(args.prompt, args.corrupt_prompt)
+    session = open_session(model, clean, corrupt, config, text=text, prompt=prompt, progress=True)
+    result = sweep(session, config, words)
+    if args.compare:
+        other = sweep(session, config, words, method="attribution" if args.method == "exact" else "exact")
+        exact, estimate = (result, other) if args.method == "exact" else (other, result)
+        result.context["agreement"] = agreement(exact, estimate).to_json()
+    out = Path(args.out)
+    paths = result.save(out)
+    if args.grounding:
+        gc = grounding_coefficient(session, args.direction)
+        write_text_atomic(out / "grounding.json", json.dumps(gc.to_json(), indent=1))
+        paths.append(out / "grounding.json")
+        for layer in gc.layers:
+            print(f"decoder layer {layer.layer}: gc {layer.gc:.3f}  Δaudio {layer.delta_audio:.3f}  "
+                  f"Δtext {layer.delta_text:.3f}" + (f"  ({layer.note})" if layer.note else ""))
+    print(f"{result.direction} · {result.method} · {result.metric}: clean {result.clean:.4f}, corrupt {result.corrupt:.4f}; "
+          f"{len(result.cells)} cells; alignment: {result.context.get('alignment')}")
+    for note in result.notes:
+        print(f"note: {note}")
+    if "agreement" in result.context:
+        a = result.context["agreement"]
+        print(f"attribution vs exact: spearman {a['spearman']}, max |error| {a['max_abs_error']} (normalised)")
+    def effect(c):
+        share = c.normalized if result.direction == "denoising" else 1 - c.normalized
+        return abs(share) if share == share else 0.0  # NaN sorts last
+
+    for c in sorted(result.cells, key=effect, reverse=True)[:5]:
+        where = f"{c.seconds[0]:.2f}–{c.seconds[1]:.2f} s" if c.seconds else (f"tokens {c.tokens[0]}–{c.tokens[1]}" if c.tokens else "")
+        extra = (f" head {c.head}" if c.head is not None else "") + (f" neuron {c.neuron}" if c.neuron is not None else "")
+        print(f"  {c.hook}{extra} {where}: {c.value:.4f} (normalised {c.normalized:.3f})")
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def cmd_pairs(args) -> None:
+    """``otoscope pairs KIND``: synthesise or derive a minimal pair → DIR/clean.flac, corrupt.flac, pair.json."""
+    from otoscope.audio.io import read_file
+    from otoscope.patching import pairs as mp
+    from otoscope.patching.speech import synthesize
+
+    def source():
+        if getattr(args, "clean", None) is not None:
+            return read_file(args.clean, 16_000)
+        if not args.text:
+            raise OtoscopeError("pass --text to synthesise the clean clip, or --clean FILE.")
+        return synthesize(args.text, args.voice, args.speed)
+
+    if args.kind in ("word", "voice") and not args.text:
+        raise OtoscopeError(f"'otoscope pairs {args.kind}' synthesises speech: pass --text \"a sentence\".")
+    if args.kind == "word":
+        if not args.swap or "=" not in args.swap:
+            raise OtoscopeError("--swap takes OLD=NEW, e.g. --swap London=Paris.")
+        old, new = args.swap.split("=", 1)
+        pair = mp.word_swap(args.text, old.strip(), new.strip(), voice=args.voice, speed=args.speed, align=args.align)
+    elif args.kind == "voice":
+        pair = mp.voice_swap(args.text, args.voice, args.other_voice, speed=args.speed, align=args.align)
+    elif args.kind == "noise":
+        pair = mp.add_noise(source(), args.snr, noise=args.noise, seed=args.seed)
+    else:
+        pair = mp.replace_span(source(), args.start, args.end, word=args.word, fill=args.fill, snr_db=args.snr,
+                               seed=args.seed)
+    paths = pair.save(args.out)
+    print(f"{pair.factor} pair: {pair.description}; {pair.clean.seconds:.3f} s; alignment: {pair.alignment}")
+    if pair.clean_words:
+        print("words: " + " ".join(f"{w.word}[{w.start:.2f}–{w.end:.2f}]" for w in pair.clean_words))
+    if pair.answer:
+        hint = f"otoscope patch --pair {Path(args.out) / 'pair.json'} --hooks 'encoder.blocks.*.hook_resid_post' --out OUT"
+        if not pair.wrong:
+            hint += " --metric logprob"
+        print(f"patch it: {hint}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def register(subparsers) -> None:
+    """Add the ``patch`` and ``pairs`` subcommands to the ``otoscope`` parser's subparsers."""
+    from otoscope.models.registry import DEFAULT_MODEL
+    from otoscope.patching.config import BUILTIN_METRICS
+
+    p = subparsers.add_parser("patch", help="activation patching of a clean/corrupt pair → patch.json + heatmap")
+    p.add_argument("--clean", default=None, help="clean audio file")
+    p.add_argument("--corrupt", default=None, help="corrupt audio file")
+    p.add_argument("--pair", default=None, help="pair.json from 'otoscope pairs' (clips, text, answers, word spans)")
+    p.add_argument("--text", default=None, help="teacher-forced transcript so far (Whisper), e.g. ' My name is'")
+    p.add_argument("--corrupt-text", default=None, help="a different text for the corrupt run (text-context pair)")
+    p.add_argument("--prompt", default=None, help="Whisper previous-text prompt")
+    p.add_argument("--corrupt-prompt", default=None, help="a different prompt for the corrupt run (text-context pair)")
+    p.add_argument("--answer", default=None, help="the clean next token, e.g. ' London'")
+    p.add_argument("--wrong", default=None, help="the corrupt next token, e.g. ' Paris' (logit_diff)")
+    p.add_argument("--metric", default="logit_diff", choices=BUILTIN_METRICS)
+    p.add_argument("--multi-token", action="store_true", help="allow answers of several tokens (summed log-probs)")
+    p.add_argument("--hooks", default="encoder.blocks.*.hook_resid_post", help="hook name or glob")
+    p.add_argument("--window", default="10", help="frames per cell (seconds with --seconds), or 'all'")
+    p.add_argument("--stride", type=float, default=None, help="step between windows (default: the window)")
+    p.add_argument("--seconds", action="store_true", help="--window and --stride are in seconds")
+    p.add_argument("--token-window", type=int, default=1, help="decoder positions per cell for decoder hooks")
+    p.add_argument("--all-tokens", action="store_true", help="one cell over all decoder positions")
+    p.add_argument("--heads", action="store_true", help="one cell per attention head (hook_z, hook_q, ...)")
+    p.add_argument("--neurons", default=None, help="comma-separated neuron indices (mlp hooks)")
+    p.add_argument("--direction", default="denoising", choices=("denoising", "noising"))
+    p.add_argument("--method", default="exact", choices=("exact", "attribution"))
+    p.add_argument("--compare", action="store_true", help="also run the other method and report their agreement")
+    p.add_argument("--grounding", action="store_true", help="also write the grounding coefficient per decoder layer")
+    p.add_argument("--align", default="pad", choices=("pad", "trim", "error"), help="clips of unequal length")
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--batch-size", type=int, default=8, help="cells per forward pass")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.set_defaults(func=cmd_patch)
+
+    p = subparsers.add_parser("pairs", help="build an audio minimal pair (word swap, voice, noise, span)")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    for kind, helptext in (("word", "same voice, one word swapped (espeak-ng)"),
+                           ("voice", "same words, another voice (espeak-ng)"),
+                           ("noise", "additive noise at a signal-to-noise ratio"),
+                           ("span", "a time span or word replaced by silence or noise")):
+        k = kinds.add_parser(kind, help=helptext)
+        k.add_argument("--text", default=None, help="sentence to synthesise with espeak-ng")
+        k.add_argument("--voice", default="en-us", help="espeak-ng voice (espeak-ng --voices=en)")
+        k.add_argument("--speed", type=int, default=130, help="words per minute")
+        k.add_argument("--out", required=True, type=Path, help="output folder")
+        if kind in ("noise", "span"):
+            k.add_argument("--clean", default=None, type=Path, help="use this audio file instead of --text")
+            k.add_argument("--seed", type=int, default=0)
+            k.add_argument("--snr", type=float, default=10.0 if kind == "noise" else 0.0, help="signal-to-noise ratio (dB)")
+        if kind in ("word", "voice"):
+            k.add_argument("--align", default="pad", choices=("pad", "trim"), help="unequal lengths: pad or trim")
+        if kind == "word":
+            k.add_argument("--swap", required=True, help="OLD=NEW, e.g. London=Paris")
+        elif kind == "voice":
+            k.add_argument("--other-voice", default="en-gb", help="the corrupt clip's voice")
+        elif kind == "noise":
+            k.add_argument("--noise", default="white", choices=("white", "pink"))
+        else:
+            k.add_argument("--start", type=float, default=None, help="span start (s)")
+            k.add_argument("--end", type=float, default=None, help="span end (s)")
+            k.add_argument("--word", default=None, help="replace this word's span instead")
+            k.add_argument("--fill", default="silence", choices=("silence", "noise"))
+        k.set_defaults(func=cmd_pairs)

@@ -1,0 +1,21 @@
+"""Activation patching for audio models: denoising and noising, exact and attribution, audio minimal pairs.
+
+* :func:`patch` — one sweep of a clean/corrupt pair → :class:`PatchResult` (``.to_frame()``, ``.save(dir)``)
+* :func:`open_session` + :func:`sweep` — several sweeps reusing the cached clean and corrupt runs
+* :func:`grounding_coefficient` — does the decoder listen (cross-attention) or guess (its text context)?
+* :mod:`otoscope.patching.pairs` — minimal pairs that change one factor (a word, the voice, noise, a span)
+
+Directions: *denoising* writes clean activations into the corrupt run (is this enough to restore the
+clean behaviour?), *noising* writes corrupt activations into the clean run (is it needed?). Scores are
+always reported raw and normalised, ``(patched − corrupt) / (clean − corrupt)``.
+"""
+
+from otoscope.patching.api import open_session, patch, sweep
+from otoscope.patching.cells import Cell
+from otoscope.patching.config import PatchConfig
+from otoscope.patching.grounding import GroundingResult, grounding_coefficient
+from otoscope.patching.result import Agreement, CellResult, PatchResult, agreement
+from otoscope.patching.session import PatchSession
+
+__all__ = ["Agreement", "Cell", "CellResult", "GroundingResult", "PatchConfig", "PatchResult", "PatchSession",
+           "agreement", "grounding_coefficient", "open_session", "patch", "sweep"]

@@ -1,0 +1,195 @@
+"""A patching session: one prepared pair, one metric, the clean and corrupt runs cached once.
+
+Every sweep on the pair — exact or attribution, denoising or noising, any hooks — starts from the two
+cached runs; they are recomputed only when a sweep needs activations at hooks not cached yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from otoscope.errors import OtoscopeError
+from otoscope.hooks.select import select
+from otoscope.patching.cells import Cell, HookLayout, cell_mask, check_units, make_cells
+from otoscope.patching.inputs import PreparedPair
+from otoscope.patching.metrics import Metric, describe_tokens
+from otoscope.patching.runner import CachedRun, make_runner
+
+
+@contextlib.contextmanager
+def frozen_weights(model) -> Iterator[None]:
+    """Weights stop requiring grad for the block, so a backward pass computes activation gradients only."""
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def _groups(cells: list[Cell]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, cell in enumerate(cells):
+        out.setdefault(cell.hook, []).append(i)
+    return out
+
+
+class PatchSession:
+    """Clean and corrupt runs of one pair under one metric, cached for any number of sweeps."""
+
+    def __init__(self, model, pair: PreparedPair, metric: Metric, *, batch_size: int = 8, engine: str = "auto",
+                 progress: bool = False):
+        self.model = model
+        self.pair = pair
+        self.metric = metric
+        self.batch_size = batch_size
+        self.progress = progress
+        self.runner = make_runner(model, engine)
+        self._names: list[str] = []
+        self._clean: CachedRun | None = None
+        self._corrupt: CachedRun | None = None
+        self.context: dict = {}  # how the pair was set up (clips, text, answer, alignment), for results
+
+    # ------------------------------------------------------------------ runs
+    def hook_names(self, hooks) -> list[str]:
+        """Hook names a filter selects (raises a one-line error when it matches nothing)."""
+        return select(self.model.points, hooks)
+
+    def runs(self, names: list[str] = ()) -> tuple[CachedRun, CachedRun]:
+        """The cached ``(clean, corrupt)`` runs, with activations at least at ``names``."""
+        missing = [n for n in names if n not in self._names]
+        if self._clean is None or missing:
+            self._names = [n for n in self.model.points if n in set(self._names) | set(names)]
+            if any(n.startswith("decoder.") for n in self._names):
+                self._check_decoder_lengths()
+            full = "decoder.hook_logits" in self._names
+            pair, metric = self.pair, self.metric
+            with torch.no_grad():
+                self._clean = self.runner.forward(pair.clean, metric.readout(pair.clean_context), self._names,
+                                                  full_logits=full)
+                metric.bind_clean(self._clean.outputs)
+                self._corrupt = self.runner.forward(pair.corrupt, metric.readout(pair.corrupt_context), self._names,
+                                                    full_logits=full)
+        return self._clean, self._corrupt
+
+    def _check_decoder_lengths(self) -> None:
+        a, b = self.pair.clean_context, self.pair.corrupt_context
+        if len(a) != len(b):
+            raise OtoscopeError(f"decoder hooks are patched token by token, but the clean decoder input is {len(a)} "
+                                f"tokens and the corrupt one {len(b)} ({describe_tokens(self.model, a)} vs "
+                                f"{describe_tokens(self.model, b)}); use a text/prompt pair that tokenises to the "
+                                "same length.")
+
+    def _value(self, run: CachedRun) -> float:
+        with torch.no_grad():
+            return float(self.metric.score(run.outputs)[0])
+
+    @property
+    def clean_value(self) -> float:
+        """The metric on the unpatched clean run."""
+        return self._value(self.runs()[0])
+
+    @property
+    def corrupt_value(self) -> float:
+        """The metric on the unpatched corrupt run."""
+        return self._value(self.runs()[1])
+
+    def base_and_source(self, direction: str, names: list[str]) -> tuple[CachedRun, CachedRun]:
+        """``(run patched into, run patched from)``: denoising patches clean into corrupt, noising the reverse."""
+        clean, corrupt = self.runs(names)
+        return (corrupt, clean) if direction == "denoising" else (clean, corrupt)
+
+    # ------------------------------------------------------------------ cells
+    def cells(self, config, names: list[str]) -> list[Cell]:
+        """The cells of a sweep over ``names``."""
+        check_units(self.model, names, config, self.pair.n_frames)  # fail before any forward pass
+        clean, _ = self.runs(names)
+        shapes = {n: tuple(clean.acts[n].shape) for n in names}
+        n_tokens = None if self.pair.corrupt_context is None else len(self.pair.corrupt_context)
+        return make_cells(self.model, names, config, self.pair.n_frames, n_tokens, shapes)
+
+    # ------------------------------------------------------------------ sweeps
+    def exact(self, cells: list[Cell], direction: str, batch_size: int | None = None) -> np.ndarray:
+        """Metric of the patched run for each cell, ``[cells]``, batching cells of one hook together
+        (``batch_size`` cells per forward; default: the session's)."""
+        from tqdm.auto import tqdm
+
+        batch_size = batch_size or self.batch_size
+        names = list(dict.fromkeys(c.hook for c in cells))
+        base, source = self.base_and_source(direction, names)
+        full = "decoder.hook_logits" in self._names
+        values = np.empty(len(cells), dtype=np.float64)
+        bar = tqdm(total=len(cells), desc=f"patch ({direction})", unit="cell", disable=not self.progress)
+        for hook, index in _groups(cells).items():
+            layout, shape = HookLayout.of(self.model.points[hook]), tuple(base.acts[hook].shape)
+            for start in range(0, len(index), batch_size):
+                chunk = index[start : start + batch_size]
+                mask = cell_mask([cells[i] for i in chunk], layout, shape)
+                out = self.runner.run_patched(base, hook, mask, source.acts[hook], full)
+                values[chunk] = self.metric.score(out).double().cpu().numpy()
+                bar.update(len(chunk))
+        bar.close()
+        return values
+
+    def path(self, cell: Cell, direction: str, alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> np.ndarray:
+        """Metric along the straight path from the base to the patched run in one cell: the activation there
+        is ``base + α (source − base)`` for each α. Attribution patching is the tangent at α = 0, so a flat
+        start and a late rise (a threshold) is where it underestimates."""
+        base, source = self.base_and_source(direction, [cell.hook])
+        hook = cell.hook
+        layout, shape = HookLayout.of(self.model.points[hook]), tuple(base.acts[hook].shape)
+        if shape[0] != 1:
+            raise OtoscopeError("path() needs one row per run: encoder hooks, or decoder hooks with one-token answers.")
+        a = torch.tensor(list(alphas), dtype=base.acts[hook].dtype, device=base.acts[hook].device)
+        a = a.view(-1, *([1] * (len(shape) - 1)))
+        mixed = base.acts[hook] + a * (source.acts[hook] - base.acts[hook])  # [alphas, ...]
+        mask = cell_mask([cell] * len(alphas), layout, shape)
+        out = self.runner.run_patched(base, hook, mask, mixed, "decoder.hook_logits" in self._names)
+        return self.metric.score(out).double().cpu().numpy()
+
+    def attribution(self, cells: list[Cell], direction: str) -> np.ndarray:
+        """First-order estimate of each cell's patched metric from one forward and one backward pass.
+
+        value ≈ metric(base) + Σ_cell (source − base) · ∂metric/∂activation, the gradient taken on the
+        run patched into (Nanda's attribution patching; exact for a metric linear in the activation).
+        """
+        if not self.metric.differentiable:
+            raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
+                                "metric such as logit_diff.")
+        names = list(dict.fromkeys(c.hook for c in cells))
+        base, source = self.base_and_source(direction, names)
+        deltas: dict[str, torch.Tensor] = {}
+
+        def add_delta(act, hook):
+            delta = torch.zeros_like(act, requires_grad=True)
+            deltas[hook.name] = delta
+            return act + delta
+
+        with frozen_weights(self.model):
+            run = self.runner.forward(base.inputs, base.readout, (), [(n, add_delta) for n in names], grad=True,
+                                      full_logits="decoder.hook_logits" in self._names)
+            value = self.metric.score(run.outputs).sum()
+            grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
+        base_value = self._value(base)  # the cached run's score, so an empty cell reads exactly as unpatched
+        values = np.full(len(cells), base_value, dtype=np.float64)
+        groups = _groups(cells)
+        for hook, grad in zip(names, grads):
+            if grad is None:  # the metric does not depend on this hook at all
+                continue
+            contrib = ((source.acts[hook] - base.acts[hook]) * grad).sum(0, keepdim=True)  # [1, ...]
+            layout, shape = HookLayout.of(self.model.points[hook]), tuple(contrib.shape)
+            index = groups[hook]
+            for start in range(0, len(index), 256):
+                chunk = index[start : start + 256]
+                mask = cell_mask([cells[i] for i in chunk], layout, shape).to(contrib.device)
+                summed = contrib.sum([d for d in range(1, contrib.ndim) if mask.shape[d] == 1], keepdim=True)
+                est = (mask * summed).sum(list(range(1, contrib.ndim)))  # [chunk]
+                values[chunk] += est.double().cpu().numpy()
+        return values

@@ -1,0 +1,102 @@
+"""Minimal pairs: noise at an SNR, spans replaced, alignment, saving and loading; espeak-ng synthesis when present."""
+
+import numpy as np
+import pytest
+
+from otoscope.audio.io import Clip
+from otoscope.errors import OtoscopeError
+from otoscope.patching.inputs import align_clips
+from otoscope.patching.pairs import add_noise, load_pair, replace_span, voice_swap, word_swap
+from otoscope.patching.speech import WordSpan, espeak_available, split_words, synthesize
+
+needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng library not installed")
+
+
+def snr_db(clean: Clip, corrupt: Clip) -> float:
+    noise = corrupt.samples.astype(np.float64) - clean.samples
+    return 10 * np.log10(np.mean(clean.samples.astype(np.float64) ** 2) / np.mean(noise ** 2))
+
+
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_add_noise_hits_the_snr(london_pair, kind):
+    pair = add_noise(london_pair.clean, 5.0, noise=kind, seed=3, words=london_pair.clean_words)
+    assert snr_db(pair.clean, pair.corrupt) == pytest.approx(5.0, abs=0.01)
+    assert pair.factor == "noise" and pair.clean_words == london_pair.clean_words
+    again = add_noise(london_pair.clean, 5.0, noise=kind, seed=3)
+    np.testing.assert_array_equal(pair.corrupt.samples, again.corrupt.samples)  # seeded
+
+
+def test_replace_span_by_word_and_by_seconds(london_pair):
+    clip, words = london_pair.clean, london_pair.clean_words
+    pair = replace_span(clip, word="London", words=words)
+    london = next(w for w in words if w.word == "London")
+    a, b = round(london.start * 16000), round(london.end * 16000)
+    assert not pair.corrupt.samples[a:b].any()
+    np.testing.assert_array_equal(pair.corrupt.samples[:a], clip.samples[:a])
+    np.testing.assert_array_equal(pair.corrupt.samples[b:], clip.samples[b:])
+    assert pair.text == " My name is John and I live in" and pair.answer == " London"
+    noisy = replace_span(clip, 0.5, 0.7, fill="noise", snr_db=0.0)
+    assert noisy.corrupt.samples[8000:11200].std() > 0 and len(noisy.corrupt.samples) == len(clip.samples)
+    with pytest.raises(OtoscopeError, match="start < end"):
+        replace_span(clip, 0.7, 0.5)
+    with pytest.raises(OtoscopeError, match="long"):
+        replace_span(clip, 1.0, 9.0)
+    with pytest.raises(OtoscopeError, match="no word span"):
+        replace_span(clip, word="Berlin", words=words)
+
+
+def test_align_pads_or_trims_and_says_so():
+    a = Clip(np.ones(16000, dtype=np.float32), 16000, "a")
+    b = Clip(np.ones(12000, dtype=np.float32), 16000, "b")
+    x, y, note = align_clips(a, b, "pad")
+    assert len(x.samples) == len(y.samples) == 16000 and not y.samples[12000:].any()
+    assert note == "padded corrupt with 0.250 s of trailing silence to 1.000 s"
+    x, y, note = align_clips(a, b, "trim")
+    assert len(x.samples) == len(y.samples) == 12000 and note.startswith("trimmed the last 0.250 s of clean")
+
+
+def test_committed_pair_round_trips(london_pair, tmp_path):
+    assert london_pair.factor == "word" and london_pair.wrong == " Paris"
+    assert [w.word for w in london_pair.clean_words] == split_words("My name is John and I live in London.")
+    starts = [w.start for w in london_pair.clean_words]
+    assert starts == sorted(starts) and london_pair.clean_words[-1].end <= london_pair.clean.seconds
+    paths = london_pair.save(tmp_path / "copy")
+    assert [p.name for p in paths] == ["clean.flac", "corrupt.flac", "pair.json"]
+    again = load_pair(tmp_path / "copy")
+    np.testing.assert_allclose(again.clean.samples, london_pair.clean.samples, atol=1 / 32768)
+    assert again.clean_words == london_pair.clean_words and again.text == london_pair.text
+    with pytest.raises(OtoscopeError, match="not found"):
+        load_pair(tmp_path / "nothing")
+
+
+def test_patch_args_feed_patch(london_pair):
+    args = london_pair.patch_args()
+    assert set(args) == {"clean", "corrupt", "words", "text", "answer", "wrong"}
+
+
+@needs_espeak
+def test_synthesis_gives_word_spans():
+    speech = synthesize("The weather is nice today.", voice="en-us")
+    assert [w.word for w in speech.words] == ["The", "weather", "is", "nice", "today"]
+    assert speech.words[0].start == pytest.approx(0.15) and all(w.end > w.start for w in speech.words)
+    assert all(a.end == b.start for a, b in zip(speech.words, speech.words[1:]))
+    assert speech.clip.sample_rate == 16000 and speech.clip.seconds > speech.words[-1].end
+    with pytest.raises(OtoscopeError, match="no voice"):
+        synthesize("Hello.", voice="xx-nowhere")
+    plain, variant = synthesize("Hello there.", voice="en-gb"), synthesize("Hello there.", voice="en-gb+f3")
+    assert len(plain.clip.samples) != len(variant.clip.samples) or (plain.clip.samples != variant.clip.samples).any()
+
+
+@needs_espeak
+def test_word_swap_and_voice_swap():
+    pair = word_swap("I live in London.", "London", "Paris")
+    assert pair.details["corrupt_text"] == "I live in Paris." and pair.text == " I live in"
+    assert len(pair.clean.samples) == len(pair.corrupt.samples) and pair.corrupt_words[-1].word == "Paris"
+    other = voice_swap("I live in London.", "en-us", "en-gb")
+    assert other.factor == "voice" and other.answer == " London" and other.wrong is None
+    with pytest.raises(OtoscopeError, match="not a word"):
+        word_swap("I live in London.", "Rome", "Paris")
+
+
+def test_word_span_shift():
+    assert WordSpan("a", 0.1, 0.2).shifted(1.0) == WordSpan("a", 1.1, 1.2)
