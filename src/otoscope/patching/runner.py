@@ -93,14 +93,6 @@ class FullForwardRunner:
             out = self.model.forward_inputs(self._inputs(inputs, readout, 1))
         return CachedRun(inputs, readout, self._read(out, readout, 1), store)
 
-    def _reuse_qkv(self, base: CachedRun, block: int, index: torch.Tensor | None):
-        """Block ``block``'s q/k/v from the cached run except at frames ``index`` (no-op when not cached)."""
-        names = self._qkv_names(block)
-        if index is None or any(n not in base.acts for n in names):
-            return contextlib.nullcontext()
-        cached = [(self.model.points[n].module, base.acts[n].flatten(-2)) for n in names]  # [1, frames, d_model]
-        return changed_frames_only(cached, index)
-
     @torch.no_grad()
     def run_patched(self, base: CachedRun, hook: str, mask: torch.Tensor, source: torch.Tensor,
                     full_logits: bool = False) -> torch.Tensor:
