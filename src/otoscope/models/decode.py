@@ -75,25 +75,31 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
     limit = min(max_new_tokens, model.config.max_target_positions - prefix.shape[1])
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     step_input = prefix
-    emitted = torch.empty((len(clips), 0), dtype=torch.long, device=device)
-    done = torch.zeros(len(clips), dtype=torch.bool, device=device)
+    rows: list[list[int]] = [[] for _ in clips]
+    active = list(range(len(clips)))  # original row of each row still decoding
     for step in range(limit):
         out = hf(encoder_outputs=(encoder_states,), decoder_input_ids=step_input, past_key_values=cache, use_cache=True)
         cache = out.past_key_values
-        logits = out.logits[:, -1].float()  # [batch, vocab]
+        logits = out.logits[:, -1].float()  # [active, vocab]
         if suppress:
             logits[:, suppress] = -float("inf")
         if step == 0 and begin:
             logits[:, begin] = -float("inf")
         next_token = logits.argmax(-1)
-        next_token = torch.where(done, torch.full_like(next_token, eot), next_token)
-        emitted = torch.cat([emitted, next_token[:, None]], dim=1)
-        done |= next_token == eot
-        if bool(done.all()):
+        for row, token in zip(active, next_token.tolist()):
+            rows[row].append(token)
+        finished = next_token == eot
+        if bool(finished.all()):
             break
+        if bool(finished.any()):
+            # finished rows leave the batch: a long transcript no longer drags the short ones along
+            keep = (~finished).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            encoder_states, next_token = encoder_states[keep], next_token[keep]
+            active = [active[i] for i in keep.tolist()]
         step_input = next_token[:, None]
     results = []
-    for clip, lang, row in zip(clips, languages, emitted.tolist()):
+    for clip, lang, row in zip(clips, languages, rows):
         tokens = row[: row.index(eot)] if eot in row else row
         results.append(Transcription(model.to_string(tokens).strip(), tokens, lang, clip.name))
     return results
