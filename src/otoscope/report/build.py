@@ -264,7 +264,7 @@ def _tuned_section(model, items, clips, transcriptions, assets: Path, data: dict
         if residuals.shape[1] < 8:
             body += f'<p class="na">{side}: too few {unit} ({residuals.shape[1]}) to train a tuned lens.</p>'
             continue
-        result = train_tuned_lens(residuals, head, TunedLensConfig(steps=steps, lr=3e-3),
+        result = train_tuned_lens(residuals, head, TunedLensConfig(steps=steps, lr=3e-3, batch=32),
                                   meta={"model": model.name, "side": side, "hook": "hook_resid_post"})
         result.lens.save(assets / f"tuned_lens_{side}.safetensors")
         records = _records(result.table)
