@@ -14,7 +14,6 @@ from pathlib import Path
 
 from otoscope.errors import OtoscopeError
 
-EXIT_USAGE = 2
 
 
 def _device(requested: str | None) -> str:
@@ -175,24 +174,12 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``sae`` subcommands on their own: ``python -m otoscope.cli.sae train …``."""
+    """Run ``sae`` subcommands on their own: ``python -m otoscope.cli.sae train …`` (for torchrun)."""
+    from otoscope.cli.main import main as otoscope_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    parser = argparse.ArgumentParser(prog="otoscope-sae", description="Sparse autoencoders for audio models.")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["sae", *[a for a in argv if a != "--debug"]])
-    args.debug = debug
-    try:
-        args.func(args)
-    except (OtoscopeError, NotImplementedError, FileNotFoundError) as err:
-        if args.debug:
-            raise
-        print(f"otoscope: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("otoscope: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    debug = ["--debug"] if "--debug" in argv else []
+    return otoscope_main([*debug, "sae", *[a for a in argv if a != "--debug"]])
 
 
 if __name__ == "__main__":
