@@ -27,3 +27,7 @@ def test_locality_on_real_speech(tiny_en, speech):
     wer = dict(zip(table["k"].iloc[:2], table["wer"].iloc[:2]))
     assert wer[1] > wer[32]  # ±1 frame destroys the transcript, ±32 frames (0.64 s) keeps it
     assert wer[32] <= 0.2
+    # a known unrestricted transcript skips that row's run and gives the same table
+    again = attention_locality(tiny_en, speech[1]["path"], bands=(1, 32), reference=result.reference)
+    assert again.table.drop(columns="k").equals(table.drop(columns="k"))
+    assert list(again.table["k"].iloc[:2]) == [1, 32]

@@ -34,7 +34,9 @@ def test_encoder_lens_equals_one_forward_per_layer(tiny_en, speech):
         assert fast.lis == pytest.approx(plain.lis, abs=1e-6)
         assert fast.entropy == pytest.approx(plain.entropy, abs=1e-5)
         assert fast.kl_to_final == pytest.approx(plain.kl_to_final, abs=1e-6)
-    assert result.transcript == tiny_en.transcribe(path).text
+    full = tiny_en.transcribe(path)
+    assert result.transcript == full.text
+    assert result.transcription.tokens == full.tokens  # the report uses it as the clip's transcription
     assert result.layers[-1].encoder_lens_wer == 0.0
     assert result.saturation_layer == tiny_en.n_layers - 1  # tiny.en only reads out at its last layer
     assert len(result.frame_seconds) == round(speech[1]["seconds"] * 50) or \

@@ -78,3 +78,10 @@ def test_multilingual_base_detects_english_and_transcribes(speech):
     result = model.transcribe(speech[0]["path"])
     assert result.language == "en"
     assert "open the door" in result.text.lower()
+
+
+def test_token_limit_marks_the_transcript_unfinished(tiny_en, speech):
+    full = tiny_en.transcribe(speech[0]["path"])
+    cut = tiny_en.transcribe(speech[0]["path"], max_new_tokens=2)
+    assert full.finished and not cut.finished
+    assert cut.tokens == full.tokens[:2]

@@ -24,7 +24,7 @@ def _assets_exist(index):
 def test_report_on_real_model_with_labels(tiny_en, manifest, tmp_path):
     files = [r["path"] for r in manifest[:2]] + [manifest[-1]["path"]]
     labels = labels_from_manifest(manifest[0]["path"].rsplit("/", 1)[0] + "/manifest.jsonl", "kind", files)
-    result = build_report(files, tmp_path, ReportConfig(labels=labels, detailed_clips=1, **FAST))
+    result = build_report(files, tmp_path, ReportConfig(labels=labels, detailed_clips=1, tuned_lens_min_examples=8, **FAST))
     html = _assets_exist(result.index)
     for heading in ("Clips, transcripts and lenses", "Representation geometry", "Tuned lens", "Attention locality",
                     "Groups and probes"):
@@ -58,6 +58,9 @@ def test_report_survives_silent_and_tiny_clips(tiny_en, tmp_path):
     result = build_report([tmp_path / "silence.wav", tmp_path / "blip.wav"], tmp_path / "r", ReportConfig(**FAST))
     _assets_exist(result.index)
     assert len(result.data["clips"]) == 2
+    # 55 real frames and a few tokens: both tuned lenses are skipped, with the reason in the report
+    for side in ("encoder", "decoder"):
+        assert "too few" in result.data["tuned_lens"][side]["skipped"]
 
 
 def test_encoder_only_model_gets_what_applies(tmp_path):

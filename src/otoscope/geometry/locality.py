@@ -37,8 +37,13 @@ def band_mask(n: int, k: int | None, device=None) -> torch.Tensor:
     return (pos[:, None] - pos[None, :]).abs() <= k
 
 
-def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS, max_new_tokens: int = 96) -> LocalityResult:
-    """Transcribe one clip with encoder self-attention limited to ±k frames, for each k in ``bands``."""
+def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS, max_new_tokens: int = 96,
+                       reference: str | None = None) -> LocalityResult:
+    """Transcribe one clip with encoder self-attention limited to ±k frames, for each k in ``bands``.
+
+    ``reference``: the clip's unrestricted greedy transcript when already known (e.g. from the encoder lens);
+    the unrestricted row then is not run again.
+    """
     from otoscope.lens.encoder import word_error_rate
 
     if not model.is_whisper:
@@ -46,16 +51,20 @@ def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS
     clip = model.clips(audio)
     if len(clip) != 1:
         raise OtoscopeError("attention_locality takes one clip.")
-    bands = list(bands)
+    bands = list(dict.fromkeys(bands))
     if None not in bands:
         bands.append(None)
+    run = [k for k in bands if k is not None or reference is None]
     frames = model.geometry.window_frames
-    masks = torch.stack([band_mask(frames, k) for k in bands])  # [bands, frames, frames]
+    masks = torch.stack([band_mask(frames, k) for k in run])  # [bands run, frames, frames]
 
     # [bands, 1, frames, frames]: one band width per batch row, the same for every head
     with torch.no_grad(), model.attention_mask("encoder.blocks.*.attn.hook_pattern", masks[:, None]):
-        results = model.transcribe(clip * len(bands), batch_size=len(bands), max_new_tokens=max_new_tokens)
-    reference = results[bands.index(None)].text
-    rows = [{"k": k, "seconds": None if k is None else k / model.geometry.frame_rate, "text": r.text,
-             "wer": word_error_rate(reference, r.text)} for k, r in zip(bands, results)]
+        results = model.transcribe(clip * len(run), batch_size=len(run), max_new_tokens=max_new_tokens)
+    texts = dict(zip(run, (r.text for r in results)))
+    if reference is None:
+        reference = texts[None]
+    texts[None] = reference
+    rows = [{"k": k, "seconds": None if k is None else k / model.geometry.frame_rate, "text": texts[k],
+             "wer": word_error_rate(reference, texts[k])} for k in bands]
     return LocalityResult(pd.DataFrame(rows), reference)

@@ -58,6 +58,9 @@ class EncoderLensResult:
     """For requested layers: the top tokens of each real frame."""
     frame_seconds: list[float] = field(default_factory=list)
     """Start time of each real frame, seconds."""
+    transcription: object | None = None
+    """The full model's greedy :class:`~otoscope.models.decode.Transcription` (tokens included) when decoded:
+    the last layer's normed residual is the encoder output, so its decode is the model's own transcript."""
 
     def to_json(self) -> dict:
         """The ``lens.json`` structure."""
@@ -145,13 +148,14 @@ def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, 
     lis, ent, kl = logit_lens_stats(model, stack[:, :n_real])
     layers = [LayerLens(i, lis[i], ent[i], kl[i]) for i in range(model.n_layers)]
     transcript = ""
-    saturation = None
+    saturation = final = None
     if decode:
         normed = model.model.model.encoder.layer_norm(stack)  # [layers, 1500, d_model]: one "clip" per layer
         rows = inputs.clips * model.n_layers
         with torch.no_grad():
             texts = greedy_whisper(model, rows, None, max_new_tokens, encoder_states=normed)
-        transcript = texts[-1].text  # the last layer's normed residual is exactly the encoder output
+        final = texts[-1]  # the last layer's normed residual is exactly the encoder output
+        transcript = final.text
         for layer, text in zip(layers, texts):
             layer.encoder_lens_text = text.text
             layer.encoder_lens_wer = word_error_rate(transcript, text.text)
@@ -162,4 +166,4 @@ def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, 
                 break
     tops = {i: top_tokens(model, stack[i, :n_real], top_k) for i in top_k_layers}
     return EncoderLensResult(model.name, inputs.clips[0].name, transcript, saturation, layers, tops,
-                             [float(t) for t in model.geometry.frame_times(n_real)])
+                             [float(t) for t in model.geometry.frame_times(n_real)], final)

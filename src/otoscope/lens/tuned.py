@@ -99,11 +99,35 @@ def _kl(final_logp: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return (final_logp.exp() * (final_logp - logp)).sum(-1)  # [...]
 
 
+def _kl_fast(neg_entropy: torch.Tensor, final_p: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(final ‖ softmax(logits)) = Σ p log p − Σ p·logits + logsumexp(logits), without a log-softmax tensor.
+
+    ``neg_entropy`` ``[...]`` is Σ p log p of the final distribution ``final_p`` ``[..., vocab]``; the gradient
+    through ``logsumexp`` is softmax − the same as through the plain form (checked against :func:`_kl` in tests).
+    """
+    logits = logits.float()
+    return neg_entropy - (final_p * logits).sum(-1) + torch.logsumexp(logits, dim=-1)
+
+
+EVAL_CHUNK = 256  # examples per vocabulary-sized block: memory stays at layers × chunk × vocab floats
+
+
+def _targets(final: torch.Tensor, head) -> tuple[torch.Tensor, torch.Tensor]:
+    """The final layer's log-distribution ``[examples, vocab]`` and its Σ p log p ``[examples]``."""
+    logps, neg_entropy = [], []
+    with torch.no_grad():
+        for part in final.split(EVAL_CHUNK * 4):
+            logps.append(torch.log_softmax(head(part).float(), dim=-1))
+            neg_entropy.append((logps[-1].exp() * logps[-1]).sum(-1))
+    return torch.cat(logps), torch.cat(neg_entropy)
+
+
 def train_tuned_lens(residuals: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
                      config: TunedLensConfig | None = None, meta: dict | None = None) -> TunedLensResult:
     """Train translators for ``residuals [layers, examples, d_model]``; the last layer is the target.
 
-    ``head`` maps a residual to logits (final layer norm + unembedding).
+    ``head`` maps a residual to logits (final layer norm + unembedding). Each step runs every layer's batch
+    through the head as one matmul (the vocabulary projection is nearly all of the cost).
     """
     config = config or TunedLensConfig()
     n_layers, n, d_model = residuals.shape
@@ -114,26 +138,30 @@ def train_tuned_lens(residuals: torch.Tensor, head: Callable[[torch.Tensor], tor
     n_test = max(1, int(round(n * config.holdout)))
     test, train = order[:n_test], order[n_test:]
     residuals = residuals.detach().float()
-    with torch.no_grad():
-        final_logp = torch.log_softmax(head(residuals[-1]).float(), dim=-1)  # [examples, vocab]
+    final_logp, neg_entropy = _targets(residuals[-1], head)
     lens = TunedLens(n_layers, d_model, meta)
     opt = torch.optim.Adam(lens.parameters(), lr=config.lr)
     layers = list(range(n_layers - 1))  # the last layer is its own target
     losses = []
     for _ in range(config.steps if layers else 0):
         batch = train[torch.randint(len(train), (min(config.batch, len(train)),), generator=gen)]
-        loss = torch.stack([_kl(final_logp[batch], head(lens(residuals[layer, batch], layer))).mean()
-                            for layer in layers]).mean()
+        translated = torch.stack([lens(residuals[layer, batch], layer) for layer in layers])  # [layers-1, batch, d_model]
+        loss = _kl_fast(neg_entropy[batch], final_logp[batch].exp(), head(translated)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    rows = []
+    # held-out KL in the plain form (exactly 0 for the last layer, where the fast form leaves rounding)
+    logit, tuned = torch.zeros(n_layers, dtype=torch.float64), torch.zeros(n_layers, dtype=torch.float64)
     with torch.no_grad():
-        for layer in range(n_layers):
-            h = residuals[layer, test]
-            rows.append({"layer": layer, "kl_logit_lens": float(_kl(final_logp[test], head(h)).mean()),
-                         "kl_tuned_lens": float(_kl(final_logp[test], head(lens(h, layer))).mean())})
+        for part in test.split(EVAL_CHUNK):
+            h = residuals[:, part]  # [layers, chunk, d_model]
+            logit += _kl(final_logp[part], head(h)).sum(-1).double()
+            moved = torch.stack([lens(h[layer], layer) for layer in range(n_layers)])
+            tuned += _kl(final_logp[part], head(moved)).sum(-1).double()
+    logit, tuned = logit / n_test, tuned / n_test
+    rows = [{"layer": layer, "kl_logit_lens": float(logit[layer]), "kl_tuned_lens": float(tuned[layer])}
+            for layer in range(n_layers)]
     return TunedLensResult(lens, pd.DataFrame(rows), losses)
 
 

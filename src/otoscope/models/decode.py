@@ -23,6 +23,8 @@ class Transcription:
     """Language code used (multilingual Whisper), else None."""
     path: str = ""
     """Where the clip came from."""
+    finished: bool = True
+    """False when the token limit stopped decoding before end-of-text (the text is cut short)."""
 
     def __str__(self) -> str:
         return self.text
@@ -101,7 +103,7 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
     results = []
     for clip, lang, row in zip(clips, languages, rows):
         tokens = row[: row.index(eot)] if eot in row else row
-        results.append(Transcription(model.to_string(tokens).strip(), tokens, lang, clip.name))
+        results.append(Transcription(model.to_string(tokens).strip(), tokens, lang, clip.name, eot in row))
     return results
 
 
@@ -142,4 +144,4 @@ def transcribe(model, clips: list[Clip], *, batch_size: int = 8, language: str |
         bar.update(len(batch))
     bar.close()
     return [Transcription(" ".join(p.text for p in parts if p.text), [t for p in parts for t in p.tokens],
-                          parts[0].language, clip.name) for clip, parts in zip(clips, texts)]
+                          parts[0].language, clip.name, all(p.finished for p in parts)) for clip, parts in zip(clips, texts)]

@@ -27,6 +27,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def envelope(samples: np.ndarray, sample_rate: int, bins: int = 2000):
+    """``(seconds, low, high)`` for drawing a waveform: min and max per bin when longer than ``2 × bins``
+    samples (else the samples themselves, ``low is high``)."""
+    n = len(samples)
+    if n <= 2 * bins:
+        return np.arange(n) / sample_rate, samples, samples
+    edges = np.linspace(0, n, bins + 1).astype(int)
+    low, high = np.minimum.reduceat(samples, edges[:-1]), np.maximum.reduceat(samples, edges[:-1])
+    return edges[:-1] / sample_rate, low, high
+
+
 def waveform_spectrogram(samples: np.ndarray, sample_rate: int, title: str, path: Path,
                          mel: np.ndarray | None = None) -> Path:
     """Waveform over a log-mel spectrogram, both against seconds."""
@@ -34,8 +45,11 @@ def waveform_spectrogram(samples: np.ndarray, sample_rate: int, title: str, path
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, constrained_layout=True,
                                    gridspec_kw={"height_ratios": [1, 2]})
     seconds = len(samples) / sample_rate
-    t = np.arange(len(samples)) / sample_rate
-    ax1.plot(t, samples, lw=0.5, color="tab:blue")
+    t, low, high = envelope(samples, sample_rate)
+    if low is high:
+        ax1.plot(t, low, lw=0.5, color="tab:blue")
+    else:  # min/max per bin: what a line through every sample would draw at this width, without its cost
+        ax1.fill_between(t, low, high, lw=0.3, color="tab:blue")
     ax1.set_ylabel("amplitude")
     ax1.set_title(title)
     if mel is not None and mel.size:
