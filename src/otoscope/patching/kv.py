@@ -7,6 +7,10 @@ last encoder layer). :func:`cross_kv` computes them with the layers' own ``k_pro
 (only the changed frames when given a base to start from), and :func:`substituted` makes the HF
 decoder use them: a pre-hook shrinks the projection's input to one frame and a forward hook returns the
 precomputed tensor, so the decoder runs unmodified but does not recompute what is known.
+
+A cell that changes the whole encoder output (a patch below the last encoder layer) needs new keys and
+values everywhere; the runner then skips them altogether when it can (:mod:`otoscope.patching.factored`)
+and computes them here with :func:`cross_kv` otherwise.
 """
 
 from __future__ import annotations

@@ -6,9 +6,14 @@ residual and runs the HF encoder layers L+1.. (resp. L..), the final layer norm 
 of another hook inside block L runs from that block's cached input with the patch installed as a hook.
 In the first block it re-enters, q/k/v are recomputed only on the frames the patch changed
 (:mod:`otoscope.patching.rows`); decoder patches reuse the cached encoder output and its cross-attention
-keys/values; and a window at the last encoder layer recomputes the keys/values of its own frames only
-(:mod:`otoscope.patching.kv`). Cells are batched (the encoder one cell at a time on CPU, where batching
-slows its attention). The HF modules do all the work; the shortcuts are hooks on their projections.
+keys/values; a window at the last encoder layer recomputes the keys/values of its own frames only
+(:mod:`otoscope.patching.kv`); and a patch that changes the whole encoder output (one below the last
+layer) never projects it to keys and values: the decoder's cross-attention scores its queries against the
+encoder output directly (:mod:`otoscope.patching.factored`), when the readout is short enough for that to
+be cheaper and no hook needs the keys, values or probabilities. Cells are batched (the encoder one cell at
+a time on CPU, where batching slows its attention). The HF modules do all the work; the shortcuts are
+hooks on their projections and, for the factored cross-attention, a forward computed with the module's
+own weights.
 
 :class:`FullForwardRunner` runs the whole model per batch of cells with the patch as a hook: the plain
 computation, used for encoder-only models (wav2vec2, HuBERT, WavLM) and to check the fast path.
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from otoscope.models.inputs import ModelInputs
+from otoscope.patching.factored import applicable, cross_attention_modules, factored_cross_attention
 from otoscope.patching.kv import KV, cross_kv, cross_kv_rows, kv_modules, repeat_rows, substituted
 from otoscope.patching.metrics import Readout
 from otoscope.patching.rows import changed_frames_only, changed_index
@@ -121,6 +127,7 @@ class WhisperRunner:
         self.proj_out = hf.proj_out
         self.n_layers = model.n_layers
         self.kv_mods = kv_modules(model)
+        self.cross_attns = cross_attention_modules(model)
 
     def state_names(self) -> list[str]:
         """The hooks a patched run starts from: every encoder block's input, the last block's output, the
@@ -154,23 +161,44 @@ class WhisperRunner:
             state = layer(state, None)  # exactly the call WhisperEncoder.forward makes
         return self.encoder.layer_norm(state)
 
-    def decode(self, kv: KV, readout: Readout, batch: int, full_logits: bool = False) -> torch.Tensor:
-        """Decoder on ``readout.rows`` for ``batch`` encoder outputs given by their keys/values → logits read."""
+    def decode(self, memory: KV | torch.Tensor, readout: Readout, batch: int, full_logits: bool = False,
+               factored: bool | None = None) -> torch.Tensor:
+        """Decoder on ``readout.rows`` for ``batch`` encoder outputs → logits read.
+
+        ``memory`` is the encoder outputs ``[batch or 1, frames, d_model]`` (after the final layer norm) or their
+        cross-attention keys/values. Given outputs, the cross-attention runs in the factored form
+        (:mod:`otoscope.patching.factored`) when no hook needs its keys/values/probabilities and — unless
+        ``factored`` says — when that is cheaper; otherwise the keys/values are computed here.
+        """
         device = self.model.device
         rows = readout.rows.to(device)  # [rows, tokens]
         n_rows = rows.shape[0]
-        kv_rows = repeat_rows(kv, batch, n_rows)  # row b * n_rows + r uses cell b
+        ids = rows.repeat(batch, 1)  # row b * n_rows + r uses cell b
+        if isinstance(memory, torch.Tensor):
+            if applicable(self.cross_attns, n_rows * rows.shape[1], factored):
+                memory = memory.expand(batch, -1, -1) if memory.shape[0] == 1 else memory
+                # the decoder passes this on to the cross-attention, which (factored) reads memory instead
+                stub = memory.new_zeros(()).expand(batch * n_rows, *memory.shape[1:])
+                with factored_cross_attention(self.cross_attns, memory):
+                    hidden = self.decoder(input_ids=ids, encoder_hidden_states=stub, use_cache=False).last_hidden_state
+                return self._logits(hidden, readout, batch, full_logits)
+            memory = cross_kv(self.kv_mods, memory)
+        kv_rows = repeat_rows(memory, batch, n_rows)
         frames, d_model = kv_rows[0][0].shape[1:]
         # the projections of this are never computed: kv.substituted hands the decoder kv_rows instead
         stub = kv_rows[0][0].new_zeros(()).expand(batch * n_rows, frames, d_model)
         with substituted(self.kv_mods, kv_rows):
-            hidden = self.decoder(input_ids=rows.repeat(batch, 1), encoder_hidden_states=stub,
+            hidden = self.decoder(input_ids=ids, encoder_hidden_states=stub,
                                   use_cache=False).last_hidden_state  # [batch * rows, tokens, d_model]
+        return self._logits(hidden, readout, batch, full_logits)
+
+    def _logits(self, hidden: torch.Tensor, readout: Readout, batch: int, full_logits: bool) -> torch.Tensor:
+        """Decoder output ``[batch * rows, tokens, d_model]`` → logits read (only at the read positions)."""
         if readout.positions is None or full_logits:
             return read_logits(self.proj_out(hidden), readout, batch)
-        pos = readout.positions.to(device).repeat(batch, 1)  # [batch * rows, positions]
-        picked = hidden.gather(1, pos[..., None].expand(-1, -1, d_model))
-        return self.proj_out(picked).view(batch, n_rows, pos.shape[1], -1)  # [batch, rows, positions, vocab]
+        pos = readout.positions.to(hidden.device).repeat(batch, 1)  # [batch * rows, positions]
+        picked = hidden.gather(1, pos[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self.proj_out(picked).view(batch, _rows(readout), pos.shape[1], -1)  # [batch, rows, positions, vocab]
 
     def _qkv_names(self, block: int) -> list[str]:
         return [f"encoder.blocks.{block}.attn.hook_{x}" for x in "qkv"]
@@ -196,14 +224,14 @@ class WhisperRunner:
             kv = [(k.detach(), v.detach()) for k, v in kv]
         return CachedRun(inputs, readout, outputs, store, kv)
 
-    def _sparse_kv(self, base: CachedRun, mask: torch.Tensor, source: torch.Tensor, kind: str) -> KV:
-        """Keys/values when only the frames ``mask`` touches change at the encoder's last block or output."""
+    def _last_layer_memory(self, base: CachedRun, mask: torch.Tensor, source: torch.Tensor, kind: str) -> KV | torch.Tensor:
+        """Keys/values when only the frames ``mask`` touches change at the encoder's last block or output (the
+        patched encoder outputs instead when more than :attr:`sparse_fraction` of the frames change)."""
         name = f"encoder.blocks.{self.n_layers - 1}.hook_resid_post" if kind == "encoder_last" else "encoder.hook_ln_final"
         patched = torch.where(mask, source, base.acts[name])  # [batch, frames, d_model]
         index = changed_index(mask, self.sparse_fraction)
         if index is None:
-            out = self.encoder.layer_norm(patched) if kind == "encoder_last" else patched
-            return cross_kv(self.kv_mods, out)
+            return self.encoder.layer_norm(patched) if kind == "encoder_last" else patched
         if index.shape[1] == 0:
             index = torch.zeros(mask.shape[0], 1, dtype=torch.long, device=mask.device)  # nothing changed: any frame
         rows = patched.gather(1, index[..., None].expand(-1, -1, patched.shape[-1]))  # [batch, m, d_model]
@@ -246,10 +274,10 @@ class WhisperRunner:
                     index = torch.zeros(n, 0, dtype=torch.long, device=device)
                 with self._reuse_qkv(base, layer, index), self.model.hooks(patch_hooks):
                     outs.append(self.encode_from(state, layer))
-            kv = cross_kv(self.kv_mods, torch.cat(outs) if len(outs) > 1 else outs[0])
+            memory = torch.cat(outs) if len(outs) > 1 else outs[0]  # encoder outputs: decode picks the cheaper way
         else:
-            kv = self._sparse_kv(base, mask, source, kind)
-        return self.decode(kv, base.readout, batch, full_logits)
+            memory = self._last_layer_memory(base, mask, source, kind)
+        return self.decode(memory, base.readout, batch, full_logits)
 
 
 def make_runner(model, engine: str = "auto"):
