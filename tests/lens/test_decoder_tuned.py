@@ -21,6 +21,13 @@ def test_decoder_logit_lens_last_layer_is_the_model(tiny_en, speech):
     probs = torch.softmax(decoder_head(tiny_en)(h), -1)
     first = result.table[(result.table.layer == 1) & (result.table.position == 0)].iloc[0]
     assert first["prob"] == pytest.approx(probs[tiny_en.to_tokens(" Please")[0]].item(), rel=1e-4)
+    # handing it the encoder output (as the report does) skips the encoder and changes nothing
+    from otoscope.lens.encoder import encoder_lens
+
+    lens = encoder_lens(tiny_en, speech[0]["path"])
+    again = decoder_logit_lens(tiny_en, speech[0]["path"], transcription=lens.transcription, encoder_out=lens.encoder_out)
+    np.testing.assert_allclose(again.table["prob"], result.table["prob"], atol=1e-5)
+    assert again.table["rank"].tolist() == result.table["rank"].tolist()
 
 
 def test_ctc_lens_on_tiny_ctc_model():

@@ -91,3 +91,15 @@ def test_word_error_rate_edges():
     assert word_error_rate("", "words") == 1.0
     assert word_error_rate("The cat.", "the cat") == 0.0
     assert word_error_rate("a b c d", "a b x d") == 0.25
+
+
+def test_encoder_lens_carries_the_clip_residuals_and_encoder_output(tiny_en, speech):
+    from otoscope.geometry.collect import collect_layers
+
+    path = speech[2]["path"]
+    result = encoder_lens(tiny_en, path, decode=False)
+    plain = collect_layers(tiny_en, [path])[0]
+    assert result.residuals.shape == plain.acts.shape
+    torch.testing.assert_close(result.residuals, plain.acts, atol=1e-5, rtol=1e-5)
+    _, cache = tiny_en.run_with_cache(path, text=" x", names_filter="encoder.hook_ln_final")
+    torch.testing.assert_close(result.encoder_out, cache["encoder.hook_ln_final"], atol=1e-5, rtol=1e-5)

@@ -3,7 +3,8 @@
 Reproduces the finding (er537/whisper_interpretability) that Whisper's encoder attention is mostly
 local: restrict every encoder self-attention head to a band of ±k frames and transcribe. Restricting is
 exact masking before the softmax (equivalently: probabilities outside the band set to zero and each
-row renormalised), run with the fused SDPA kernel. All band widths run as one batch (one row per k), so the encoder runs once.
+row renormalised), run with the fused SDPA kernel: one encoder pass per band width, then one batched decode of
+all of them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS
     the unrestricted row then is not run again.
     """
     from otoscope.lens.encoder import word_error_rate
+    from otoscope.models.decode import greedy_whisper
 
     if not model.is_whisper:
         raise OtoscopeError(f"{model.name}: attention locality is measured by WER, which needs a Whisper decoder.")
@@ -56,11 +58,14 @@ def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS
         bands.append(None)
     run = [k for k in bands if k is not None or reference is None]
     frames = model.geometry.window_frames
-    masks = torch.stack([band_mask(frames, k) for k in run])  # [bands run, frames, frames]
-
-    # [bands, 1, frames, frames]: one band width per batch row, the same for every head
-    with torch.no_grad(), model.attention_mask("encoder.blocks.*.attn.hook_pattern", masks[:, None]):
-        results = model.transcribe(clip * len(run), batch_size=len(run), max_new_tokens=max_new_tokens)
+    features = model.prepare(clip).features.to(model.device, model.dtype)  # [1, mels, 3000]
+    states = []
+    with torch.no_grad():
+        # the encoder one band at a time (on CPU a batch of rows runs slower per row), the decoder batched
+        for k in run:
+            with model.attention_mask("encoder.blocks.*.attn.hook_pattern", band_mask(frames, k, model.device)[None, None]):
+                states.append(model.model.get_encoder()(features).last_hidden_state)  # [1, frames, d_model]
+        results = greedy_whisper(model, clip * len(run), None, max_new_tokens, encoder_states=torch.cat(states))
     texts = dict(zip(run, (r.text for r in results)))
     if reference is None:
         reference = texts[None]

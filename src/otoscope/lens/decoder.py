@@ -45,10 +45,13 @@ def _rank_and_prob(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return rank, probs.gather(-1, idx)[..., 0]
 
 
-def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=None) -> DecoderLensResult:
+def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=None,
+                       encoder_out: torch.Tensor | None = None) -> DecoderLensResult:
     """Decoder logit lens on the model's own greedy transcript of one clip (Whisper).
 
-    ``transcription`` (a :class:`~otoscope.models.decode.Transcription` of this clip) skips re-decoding.
+    ``transcription`` (a :class:`~otoscope.models.decode.Transcription` of this clip) skips re-decoding;
+    ``encoder_out`` ``[1, frames, d_model]`` (the clip's encoder output, e.g. from the encoder lens) skips
+    re-running the encoder.
     """
     if not model.is_whisper:
         raise OtoscopeError(f"{model.name} has no decoder; use ctc_lens for CTC models.")
@@ -59,9 +62,17 @@ def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=Non
     emitted = result.tokens + [model.eot]
     inputs = model.prepare(clip, tokens=result.tokens)
     names = [f"decoder.blocks.{i}.hook_resid_post" for i in range(model.n_decoder_layers)]
-    _, cache = model.run_with_cache(inputs, names_filter=names)
     start = inputs.prefix_len[0] - 1  # position whose next token is the first emitted one
-    resid = cache.stack("decoder.blocks.*.hook_resid_post")[:, 0, start : start + len(emitted)]  # [layers, positions, d_model]
+    if encoder_out is None:
+        _, cache = model.run_with_cache(inputs, names_filter=names)
+        resid = cache.stack("decoder.blocks.*.hook_resid_post")[:, 0]  # [layers, tokens, d_model]
+    else:
+        grabbed: dict[str, torch.Tensor] = {}
+        with torch.no_grad(), model.hooks([(n, lambda t, hook: grabbed.__setitem__(hook.name, t)) for n in names]):
+            model.model(encoder_outputs=(encoder_out.to(model.device, model.dtype),),
+                        decoder_input_ids=inputs.decoder_input_ids.to(model.device), use_cache=False)
+        resid = torch.stack([grabbed[n][0] for n in names])
+    resid = resid[:, start : start + len(emitted)]  # [layers, positions, d_model]
     with torch.no_grad():
         logits = model.model.proj_out(model.model.model.decoder.layer_norm(resid))
     rank, prob = _rank_and_prob(logits, torch.tensor(emitted))

@@ -58,6 +58,11 @@ class EncoderLensResult:
     """For requested layers: the top tokens of each real frame."""
     frame_seconds: list[float] = field(default_factory=list)
     """Start time of each real frame, seconds."""
+    residuals: object | None = None
+    """``[1 + layers, real frames, d_model]`` float32 on CPU: ``encoder.hook_embed`` then every block's
+    ``hook_resid_post`` (what :func:`otoscope.geometry.collect.collect_layers` gives for this clip)."""
+    encoder_out: object | None = None
+    """``[1, frames, d_model]``: the encoder's output (last block after its final layer norm), all frames."""
     transcription: object | None = None
     """The full model's greedy :class:`~otoscope.models.decode.Transcription` (tokens included) when decoded:
     the last layer's normed residual is the encoder output, so its decode is the model's own transcript."""
@@ -140,12 +145,17 @@ def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, 
     if len(inputs.clips) != 1:
         raise OtoscopeError("encoder_lens takes one clip; loop over clips for several.")
     grabbed: dict[str, torch.Tensor] = {}
-    hooks = [("encoder.blocks.*.hook_resid_post", lambda t, hook: grabbed.__setitem__(hook.name, t))]
+    grab = lambda t, hook: grabbed.__setitem__(hook.name, t)  # noqa: E731
+    hooks = [("encoder.hook_embed", grab), ("encoder.blocks.*.hook_resid_post", grab)]
     with torch.no_grad(), model.hooks(hooks):
         model.model.get_encoder()(inputs.features.to(model.device, model.dtype))  # the encoder alone, once
     n_real = int(inputs.frame_mask[0].sum())
     stack = torch.stack([grabbed[f"encoder.blocks.{i}.hook_resid_post"][0] for i in range(model.n_layers)])  # [layers, 1500, d_model]
     lis, ent, kl = logit_lens_stats(model, stack[:, :n_real])
+    embed = grabbed["encoder.hook_embed"][0, :n_real]
+    residuals = torch.cat([embed[None], stack[:, :n_real]]).float().cpu()  # [1 + layers, real frames, d_model]
+    with torch.no_grad():
+        encoder_out = model.model.model.encoder.layer_norm(stack[-1:])  # [1, frames, d_model]
     layers = [LayerLens(i, lis[i], ent[i], kl[i]) for i in range(model.n_layers)]
     transcript = ""
     saturation = final = None
@@ -166,4 +176,4 @@ def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, 
                 break
     tops = {i: top_tokens(model, stack[i, :n_real], top_k) for i in top_k_layers}
     return EncoderLensResult(model.name, inputs.clips[0].name, transcript, saturation, layers, tops,
-                             [float(t) for t in model.geometry.frame_times(n_real)], final)
+                             [float(t) for t in model.geometry.frame_times(n_real)], residuals, encoder_out, final)
