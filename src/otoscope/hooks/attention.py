@@ -5,7 +5,8 @@ eager kernel. While a pattern hook or an extra attention mask is installed, the 
 implementation is switched to ``"otoscope"``: transformers' own eager maths plus two call-outs — hooks
 that read or replace the probabilities ``[batch, heads, query, key]`` before they weight the values,
 and extra boolean masks (True = may attend) applied before the softmax. A module with only a mask and
-no pattern hook runs PyTorch's fused SDPA with that mask, which is several times faster than eager.
+no pattern hook runs PyTorch's fused SDPA with that mask, which is several times faster than eager; a local
+mask (a band, a window) runs it block by block of queries over only the keys each block may see.
 Registration with transformers' attention registry happens on first use, never at import.
 """
 
@@ -37,6 +38,32 @@ def _combined_mask(module: nn.Module, attention_mask, key_len: int, dtype):
     return base.masked_fill(~extra, torch.finfo(base.dtype).min)
 
 
+QUERY_BLOCK = 128  # queries per block when a mask lets them see only a stretch of keys
+SPARSE_SHARE = 0.5  # blockwise only when it computes at most this share of the full score matrix
+
+
+def key_spans(mask: torch.Tensor, block: int = QUERY_BLOCK) -> list[tuple[int, int, int, int]] | None:
+    """``(q0, q1, k0, k1)`` per block of queries: the keys ``k0:k1`` outside which ``mask`` ``[..., q, k]``
+    (bool, True = may attend) is False for every query of the block in every batch row and head — or None when
+    blocks would not save at least half of the score matrix (an unrestricted or scattered mask).
+
+    Keys outside a block's span get zero probability, so attending block by block over the spans is exact.
+    """
+    allowed = mask.reshape(-1, *mask.shape[-2:]).any(0)  # [q, k]
+    n_q, n_k = allowed.shape
+    cols = torch.arange(n_k, device=mask.device)
+    spans, work = [], 0
+    for q0 in range(0, n_q, block):
+        q1 = min(q0 + block, n_q)
+        seen = allowed[q0:q1].any(0)
+        if not bool(seen.any()):
+            return None  # a fully masked block: leave the NaN rows to the plain kernel
+        k0, k1 = int(cols[seen].min()), int(cols[seen].max()) + 1
+        spans.append((q0, q1, k0, k1))
+        work += (q1 - q0) * (k1 - k0)
+    return spans if work <= SPARSE_SHARE * n_q * n_k else None
+
+
 def _attention(module: nn.Module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     # query [batch, heads, q, d_head]; key, value [batch, heads, k, d_head]
     if scaling is None:
@@ -45,8 +72,14 @@ def _attention(module: nn.Module, query, key, value, attention_mask, scaling=Non
     mask = _combined_mask(module, attention_mask, key.shape[-2], query.dtype)
     if not hooks and getattr(module, MASK_ATTR, None) is not None:
         p = dropout if module.training else 0.0
-        out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask.to(query.device),
-                                                         dropout_p=p, scale=scaling)
+        mask = mask.to(query.device)
+        spans = key_spans(mask) if mask.dtype == torch.bool and p == 0.0 else None
+        if spans is None:
+            out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=p, scale=scaling)
+        else:  # a local mask: each block of queries only against the keys it may see
+            out = torch.cat([nn.functional.scaled_dot_product_attention(
+                query[:, :, q0:q1], key[:, :, k0:k1], value[:, :, k0:k1], attn_mask=mask[..., q0:q1, k0:k1], scale=scaling)
+                for q0, q1, k0, k1 in spans], dim=2)
         return out.transpose(1, 2).contiguous(), None
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [batch, heads, q, k]
     if mask is not None:
