@@ -24,7 +24,8 @@ def _assets_exist(index):
 def test_report_on_real_model_with_labels(tiny_en, manifest, tmp_path):
     files = [r["path"] for r in manifest[:2]] + [manifest[-1]["path"]]
     labels = labels_from_manifest(manifest[0]["path"].rsplit("/", 1)[0] + "/manifest.jsonl", "kind", files)
-    result = build_report(files, tmp_path, ReportConfig(labels=labels, detailed_clips=1, tuned_lens_min_examples=8, **FAST))
+    result = build_report(files, tmp_path, ReportConfig(labels=labels, detailed_clips=1, tuned_lens_min_examples=8, **FAST),
+                          model=tiny_en)
     html = _assets_exist(result.index)
     for heading in ("Clips, transcripts and lenses", "Representation geometry", "Tuned lens", "Attention locality",
                     "Groups and probes"):
@@ -55,7 +56,8 @@ def test_report_with_a_minimal_pair(tiny_en, speech, tmp_path):
 def test_report_survives_silent_and_tiny_clips(tiny_en, tmp_path):
     sf.write(tmp_path / "silence.wav", np.zeros(16_000, np.float32), 16_000)
     sf.write(tmp_path / "blip.wav", (0.1 * np.random.default_rng(0).standard_normal(1_600)).astype(np.float32), 16_000)
-    result = build_report([tmp_path / "silence.wav", tmp_path / "blip.wav"], tmp_path / "r", ReportConfig(**FAST))
+    result = build_report([tmp_path / "silence.wav", tmp_path / "blip.wav"], tmp_path / "r", ReportConfig(**FAST),
+                          model=tiny_en)
     _assets_exist(result.index)
     assert len(result.data["clips"]) == 2
     # 55 real frames train an encoder tuned lens; a handful of tokens is too few for the decoder's, which says so

@@ -98,11 +98,12 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(ref, hyp))
 
 
-def logit_lens_stats(model, residuals: torch.Tensor, chunk: int = 256) -> tuple[list[float], list[float], list[float]]:
+def logit_lens_stats(model, residuals: torch.Tensor, chunk: int = 32) -> tuple[list[float], list[float], list[float]]:
     """LIS, mean entropy and mean KL(final ‖ layer) per layer for ``residuals`` ``[layers, frames, d_model]``.
 
     The last layer is the reference. Frames are processed in chunks so memory stays at
-    ``layers × chunk × vocab`` floats.
+    ``layers × chunk × vocab`` floats. Small chunks are also faster: blocks of tens of MB are reused by the
+    allocator, while blocks of hundreds of MB are fresh pages each time (2.5 s → 1.0 s for a 5 s clip on tiny.en).
     """
     enc = model.model.model.encoder
     unembed = model.model.model.decoder.embed_tokens.weight  # [vocab, d_model]

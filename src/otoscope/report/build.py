@@ -77,8 +77,13 @@ def _records(frame) -> list[dict]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def build_report(files: Sequence[str | Path], out: str | Path, config: ReportConfig | None = None) -> ReportResult:
-    """Compute every section for ``files`` and write the report into ``out``."""
+def build_report(files: Sequence[str | Path], out: str | Path, config: ReportConfig | None = None,
+                 model=None) -> ReportResult:
+    """Compute every section for ``files`` and write the report into ``out``.
+
+    ``model``: an already loaded :class:`~otoscope.models.hooked.HookedAudioModel` (in a notebook), used
+    instead of loading ``config.model``.
+    """
     import otoscope
     from otoscope.geometry.cka import cka_across_models, cka_layers
     from otoscope.geometry.collect import collect_layers
@@ -102,7 +107,7 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
         bar.set_postfix_str(label)
         bar.update(1)
 
-    model = otoscope.load(config.model, device=config.device)
+    model = model if model is not None else otoscope.load(config.model, device=config.device)
     clips = model.clips(files)  # validates every file before any work
     step("model")
     data: dict = {"model": model.name, "source": model.source, "created": datetime.datetime.now().isoformat(timespec="seconds"),

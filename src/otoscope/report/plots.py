@@ -19,6 +19,10 @@ def _plt():
     return plt
 
 
+# fixed-format figures (known labels and sizes) get fixed margins: constrained layout costs a second draw
+FIXED_MARGINS = dict(left=0.13, right=0.97, bottom=0.15, top=0.9)
+
+
 def _save(fig, path: Path) -> Path:
     plt = _plt()
     with atomic_path(path) as tmp:
@@ -42,8 +46,8 @@ def waveform_spectrogram(samples: np.ndarray, sample_rate: int, title: str, path
                          mel: np.ndarray | None = None) -> Path:
     """Waveform over a log-mel spectrogram, both against seconds."""
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, constrained_layout=True,
-                                   gridspec_kw={"height_ratios": [1, 2]})
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    fig.subplots_adjust(**FIXED_MARGINS, hspace=0.12)
     seconds = len(samples) / sample_rate
     t, low, high = envelope(samples, sample_rate)
     if low is high:
@@ -67,7 +71,8 @@ def waveform_spectrogram(samples: np.ndarray, sample_rate: int, title: str, path
 def layer_lines(layers, series: dict[str, list[float]], ylabel: str, title: str, path: Path, marker_layer=None) -> Path:
     """One or more per-layer curves on one labelled axis."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig.subplots_adjust(**FIXED_MARGINS)
     for label, values in series.items():
         ax.plot(layers, values, marker="o", label=label)
     if marker_layer is not None:
@@ -85,7 +90,8 @@ def layer_lines(layers, series: dict[str, list[float]], ylabel: str, title: str,
 def norms_plot(summary, path: Path) -> Path:
     """Mean residual norm per layer with ± one standard deviation over clips."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig.subplots_adjust(**FIXED_MARGINS)
     x = summary["layer"].to_numpy()
     mean, std = summary["mean_norm"].to_numpy(), np.nan_to_num(summary["std_norm"].to_numpy())
     ax.errorbar(x, mean, yerr=std, marker="o", capsize=3)
@@ -125,7 +131,8 @@ def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], title: str, pa
 def locality_plot(table, path: Path) -> Path:
     """WER against the attention band half-width (seconds, log scale)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig.subplots_adjust(**FIXED_MARGINS)
     limited = table[table["k"].notna()]
     ax.plot(limited["seconds"], limited["wer"], marker="o")
     ax.set_xscale("log")
