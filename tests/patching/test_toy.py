@@ -14,6 +14,7 @@ import torch
 
 import otoscope
 from otoscope.patching import Cell, open_session
+from otoscope.patching.session import ig_alphas
 
 A, B = (4, 8), (12, 16)
 HOOK = "encoder.blocks.1.hook_resid_post"
@@ -57,7 +58,10 @@ def scores(toy, kind, cells, direction, method="exact", hook=HOOK):
     session.runs([hook])
     assert session.clean_value == pytest.approx(1.0, abs=1e-5) and session.corrupt_value == pytest.approx(0.0, abs=1e-5)
     cells = [Cell(hook, a, b, "frames") for a, b in cells]
-    values = session.exact(cells, direction) if method == "exact" else session.attribution(cells, direction)
+    if method == "exact":
+        values = session.exact(cells, direction)
+    else:
+        values = session.attribution(cells, direction, ig_alphas(5) if method == "attribution-ig" else (0.0,))
     return np.round(values, 4)  # clean = 1 and corrupt = 0, so these are the normalised scores
 
 
@@ -95,6 +99,16 @@ def test_attribution_is_exact_where_the_metric_is_linear(toy):
     exact = scores(toy, "add", cells, "denoising", hook="encoder.hook_logits")
     estimate = scores(toy, "add", cells, "denoising", "attribution", hook="encoder.hook_logits")
     np.testing.assert_allclose(estimate, exact, atol=1e-3)
+
+
+def test_integrated_gradients_is_exact_where_the_metric_is_linear(toy):
+    """ADD is linear in the CTC logits: the gradient is the same at every point of IG's path (inputs
+    interpolated through the non-linear front end), so IG equals exact patching, cell by cell, both ways."""
+    cells = [A, B, (2, 14), (0, 24)]
+    for direction in ("denoising", "noising"):
+        exact = scores(toy, "add", cells, direction, hook="encoder.hook_logits")
+        estimate = scores(toy, "add", cells, direction, "attribution-ig", hook="encoder.hook_logits")
+        np.testing.assert_allclose(estimate, exact, atol=1e-3)
 
 
 def test_attribution_misses_interactions_as_theory_says(toy):

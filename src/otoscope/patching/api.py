@@ -16,7 +16,7 @@ from otoscope.patching.config import PatchConfig, config_from
 from otoscope.patching.inputs import prepare_pair
 from otoscope.patching.metrics import make_metric, normalise
 from otoscope.patching.result import CellResult, PatchResult
-from otoscope.patching.session import PatchSession
+from otoscope.patching.session import PatchSession, ig_alphas
 from otoscope.patching.speech import WordSpan
 
 
@@ -77,8 +77,10 @@ def sweep(session: PatchSession, config: PatchConfig | None = None, words: Seque
     cells = session.cells(config, names)
     if config.method == "exact":
         values = session.exact(cells, config.direction, config.batch_size)
-    else:
+    elif config.method == "attribution":
         values = session.attribution(cells, config.direction)
+    else:
+        values = session.attribution(cells, config.direction, ig_alphas(config.ig_steps))
     clean, corrupt = session.clean_value, session.corrupt_value
     context = dict(session.context)
     context["config"] = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else
@@ -94,7 +96,7 @@ def patch(model, clean, corrupt, config: PatchConfig | None = None, *, text=None
     """Activation patching of one clean/corrupt pair → a :class:`PatchResult` (``.to_frame()`` for a DataFrame).
 
     ``options`` are :class:`PatchConfig` fields: ``hooks``, ``window``, ``stride``, ``window_unit``,
-    ``token_window``, ``heads``, ``neurons``, ``direction``, ``method``, ``metric``, ``answer``, ``wrong``,
+    ``token_window``, ``heads``, ``neurons``, ``direction``, ``method``, ``ig_steps``, ``metric``, ``answer``, ``wrong``,
     ``multi_token``, ``batch_size``, ``align``. ``words``: word spans of the clean clip, for plots.
     """
     config = config_from(config, options)

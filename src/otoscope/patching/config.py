@@ -9,7 +9,7 @@ from otoscope.errors import OtoscopeError
 
 Direction = Literal["denoising", "noising"]
 DIRECTIONS = ("denoising", "noising")
-METHODS = ("exact", "attribution")
+METHODS = ("exact", "attribution", "attribution-ig")
 BUILTIN_METRICS = ("logit_diff", "logprob", "prob", "accuracy", "kl")
 ALIGN = ("pad", "trim", "error")
 
@@ -38,9 +38,14 @@ class PatchConfig:
     direction: Direction = "denoising"
     """``denoising``: clean activations into the corrupt run (sufficiency); ``noising``: corrupt activations
     into the clean run (necessity)."""
-    method: Literal["exact", "attribution"] = "exact"
+    method: Literal["exact", "attribution", "attribution-ig"] = "exact"
     """``exact``: run the model once per cell (batched, from the patched layer on); ``attribution``: the
-    first-order estimate from one forward and one backward pass for all cells."""
+    first-order estimate from one forward and one backward pass for all cells; ``attribution-ig``: the same
+    estimate with the gradient averaged over ``ig_steps`` runs on inputs interpolated between the two runs
+    (integrated gradients, EAP-IG): ``ig_steps`` forward and backward passes for all cells."""
+    ig_steps: int = 5
+    """``attribution-ig``: points on the path from the run patched into (0) to the run patched from (1), at the
+    midpoints of ``ig_steps`` equal intervals; the gradient is averaged over them. Ignored by the other methods."""
     metric: MetricLike = "logit_diff"
     """``logit_diff``, ``logprob``, ``prob``, ``accuracy``, ``kl`` (to the clean next-token distribution), or
     a callable ``fn(outputs) -> [batch]`` on the model's outputs (Whisper: logits ``[batch, tokens, vocab]``;
@@ -81,13 +86,16 @@ class PatchConfig:
         if self.direction not in DIRECTIONS:
             raise OtoscopeError(f"direction must be 'denoising' or 'noising', got {self.direction!r}.")
         if self.method not in METHODS:
-            raise OtoscopeError(f"method must be 'exact' or 'attribution', got {self.method!r}.")
+            raise OtoscopeError(f"method must be 'exact', 'attribution' or 'attribution-ig', got {self.method!r}.")
+        if (isinstance(self.ig_steps, bool) or not isinstance(self.ig_steps, (int, float))
+                or int(self.ig_steps) != self.ig_steps or self.ig_steps < 1):
+            raise OtoscopeError(f"ig_steps must be a whole number >= 1, got {self.ig_steps}.")
         if isinstance(self.metric, str):
             if self.metric not in BUILTIN_METRICS:
                 raise OtoscopeError(f"unknown metric {self.metric!r}; use one of {', '.join(BUILTIN_METRICS)} or a "
                                     "callable fn(outputs) -> [batch].")
-            if self.method == "attribution" and self.metric == "accuracy":
-                raise OtoscopeError("accuracy is a step function with no gradient, so attribution patching cannot "
+            if self.method != "exact" and self.metric == "accuracy":
+                raise OtoscopeError(f"accuracy is a step function with no gradient, so {self.method} patching cannot "
                                     "estimate it; use metric='logit_diff' or method='exact'.")
         elif not callable(self.metric):
             raise OtoscopeError(f"metric must be a name or a callable, got {type(self.metric).__name__}.")

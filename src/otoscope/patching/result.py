@@ -63,7 +63,7 @@ class PatchResult:
     direction: str
     """``denoising`` (clean into corrupt) or ``noising`` (corrupt into clean)."""
     method: str
-    """``exact`` or ``attribution``."""
+    """``exact``, ``attribution`` or ``attribution-ig``."""
     metric: str
     """Metric name."""
     clean: float

@@ -7,6 +7,7 @@ cached runs; they are recomputed only when a sweep needs activations at hooks no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -32,6 +33,13 @@ def frozen_weights(model) -> Iterator[None]:
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)
+
+
+def ig_alphas(steps: int) -> list[float]:
+    """The midpoints of ``steps`` equal intervals of [0, 1]: where integrated gradients takes its gradients."""
+    if int(steps) != steps or steps < 1:
+        raise OtoscopeError(f"ig_steps must be a whole number >= 1, got {steps}.")
+    return [(i + 0.5) / steps for i in range(int(steps))]
 
 
 def _groups(cells: list[Cell]) -> dict[str, list[int]]:
@@ -86,6 +94,18 @@ class PatchSession:
                                 f"tokens and the corrupt one {len(b)} ({describe_tokens(self.model, a)} vs "
                                 f"{describe_tokens(self.model, b)}); use a text/prompt pair that tokenises to the "
                                 "same length.")
+
+    def _tokens_differ(self) -> bool:
+        """Whether the two runs' decoder tokens differ (a text-context pair); raises where their lengths do,
+        since integrated gradients interpolates the token embeddings position by position."""
+        a, b = self.pair.clean_context, self.pair.corrupt_context
+        if a is None or a == b:
+            return False
+        if len(a) != len(b):
+            raise OtoscopeError(f"attribution-ig interpolates the decoder's token embeddings position by position, "
+                                f"but the clean decoder input is {len(a)} tokens and the corrupt one {len(b)}; use "
+                                "a text/prompt pair that tokenises to the same length, or method='attribution'.")
+        return True
 
     def _value(self, run: CachedRun) -> float:
         with torch.no_grad():
@@ -154,17 +174,29 @@ class PatchSession:
         out = self.runner.run_patched(base, hook, mask, mixed, "decoder.hook_logits" in self._names)
         return self.metric.score(out).double().cpu().numpy()
 
-    def attribution(self, cells: list[Cell], direction: str) -> np.ndarray:
-        """First-order estimate of each cell's patched metric from one forward and one backward pass.
+    def attribution(self, cells: list[Cell], direction: str, alphas: Sequence[float] = (0.0,)) -> np.ndarray:
+        """First-order estimate of each cell's patched metric from a forward and a backward pass per point of
+        ``alphas``, for all cells at once.
 
-        value ≈ metric(base) + Σ_cell (source − base) · ∂metric/∂activation, the gradient taken on the
-        run patched into (Nanda's attribution patching; exact for a metric linear in the activation).
+        value ≈ metric(base) + Σ_cell (source − base) · mean_α ∂metric/∂activation, the gradient taken on the
+        model run on the *inputs* ``base + α (source − base)`` (the features, and the decoder's token
+        embeddings where the two runs' decoder tokens differ). ``alphas=(0,)``: the run patched into itself,
+        Nanda's attribution patching (exact for a metric linear in the activation); :func:`ig_alphas`:
+        integrated gradients (EAP-IG with input interpolation, Hanna et al. 2024), whose average gradient
+        along the path sees a threshold the tangent at the base run misses.
         """
         if not self.metric.differentiable:
             raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
                                 "metric such as logit_diff.")
+        alphas = [float(a) for a in alphas]
+        if not alphas or not all(0.0 <= a <= 1.0 for a in alphas):
+            raise OtoscopeError(f"alphas must be one or more points in [0, 1], got {alphas}.")
         names = list(dict.fromkeys(c.hook for c in cells))
-        base, source = self.base_and_source(direction, names)
+        embed = any(alphas) and self._tokens_differ()  # interpolate the decoder's token embeddings too
+        base, source = self.base_and_source(direction, names + (["decoder.hook_embed"] if embed else []))
+        if any(alphas) and base.inputs.features.shape != source.inputs.features.shape:
+            raise AssertionError("the pair's inputs differ in shape after alignment")
+        full = "decoder.hook_logits" in self._names
         deltas: dict[str, torch.Tensor] = {}
 
         def add_delta(act, hook):
@@ -172,11 +204,27 @@ class PatchSession:
             deltas[hook.name] = delta
             return act + delta
 
-        with frozen_weights(self.model):
-            run = self.runner.forward(base.inputs, base.readout, (), [(n, add_delta) for n in names], grad=True,
-                                      full_logits="decoder.hook_logits" in self._names)
-            value = self.metric.score(run.outputs).sum()
-            grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
+        def mix(alpha: float):  # base token embeddings (the activation) moved α of the way to the source's
+            target = source.acts["decoder.hook_embed"]
+            return lambda act, hook: act + alpha * (target.to(act) - act)
+
+        from tqdm.auto import tqdm
+
+        total: list[torch.Tensor | None] = [None] * len(names)
+        for alpha in tqdm(alphas, desc=f"gradients ({direction})", unit="step",
+                          disable=not self.progress or len(alphas) == 1):
+            inputs, hooks = base.inputs, [(n, add_delta) for n in names]
+            if alpha:
+                x0, x1 = base.inputs.features, source.inputs.features
+                inputs = dataclasses.replace(base.inputs, features=x0 + alpha * (x1 - x0))
+                if embed:
+                    hooks.insert(0, ("decoder.hook_embed", mix(alpha)))  # before a delta on the same hook
+            with frozen_weights(self.model):
+                run = self.runner.forward(inputs, base.readout, (), hooks, grad=True, full_logits=full)
+                value = self.metric.score(run.outputs).sum()
+                grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
+            total = [g if t is None else (t if g is None else t + g) for t, g in zip(total, grads)]
+        grads = [None if t is None else t / len(alphas) for t in total]
         base_value = self._value(base)  # the cached run's score, so an empty cell reads exactly as unpatched
         values = np.full(len(cells), base_value, dtype=np.float64)
         groups = _groups(cells)
