@@ -52,6 +52,18 @@ def test_patch_from_a_pair_file_with_attribution_and_agreement(tmp_path, capsys,
     assert meta["words"][-1]["word"] == "London" and meta["context"]["text"] == " My name is John and I live in"
 
 
+def test_patch_with_integrated_gradients(door, park, tmp_path, capsys):
+    status, out, _ = run(["patch", "--clean", door, "--corrupt", park, "--model", "tiny-random-whisper", "--text", " My",
+                          "--answer", "a", "--wrong", "b", "--hooks", "encoder.blocks.1.hook_resid_post", "--window", "50",
+                          "--method", "attribution-ig", "--ig-steps", "2", "--compare", "--out", str(tmp_path)], capsys)
+    assert status == 0 and "denoising · attribution-ig · logit_diff" in out and "attribution-ig vs exact" in out
+    meta = json.loads((tmp_path / "patch_meta.json").read_text())
+    assert meta["method"] == "attribution-ig" and meta["context"]["config"]["ig_steps"] == 2
+    status, _, err = run(["patch", "--clean", door, "--corrupt", park, "--model", "tiny-random-whisper", "--answer", "a",
+                          "--wrong", "b", "--method", "attribution-ig", "--ig-steps", "0", "--out", str(tmp_path)], capsys)
+    assert status == 2 and err.count("\n") == 1 and "ig_steps" in err
+
+
 def test_patch_bad_input_is_one_line(door, tmp_path, capsys):
     status, _, err = run(["patch", "--clean", door, "--corrupt", door, "--model", "tiny-random-whisper", "--answer", "ab",
                           "--wrong", "b", "--out", str(tmp_path)], capsys)

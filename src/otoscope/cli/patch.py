@@ -57,6 +57,7 @@ def cmd_patch(args) -> None:
                          window_unit="seconds" if args.seconds else "frames",
                          token_window=None if args.all_tokens else args.token_window, heads=args.heads,
                          neurons=_neurons(args.neurons), direction=args.direction, method=args.method,
+                         ig_steps=args.ig_steps,
                          metric=args.metric, answer=answer, wrong=wrong, multi_token=args.multi_token,
                          batch_size=args.batch_size, align=args.align)
     model = load(args.model, device=args.device)
@@ -83,7 +84,7 @@ def cmd_patch(args) -> None:
         print(f"note: {note}")
     if "agreement" in result.context:
         a = result.context["agreement"]
-        print(f"attribution vs exact: spearman {a['spearman']}, max |error| {a['max_abs_error']} (normalised)")
+        print(f"{estimate.method} vs exact: spearman {a['spearman']}, max |error| {a['max_abs_error']} (normalised)")
     def effect(c):
         share = c.normalized if result.direction == "denoising" else 1 - c.normalized
         return abs(share) if share == share else 0.0  # NaN sorts last
@@ -160,7 +161,10 @@ def register(subparsers) -> None:
     p.add_argument("--heads", action="store_true", help="one cell per attention head (hook_z, hook_q, ...)")
     p.add_argument("--neurons", default=None, help="comma-separated neuron indices (mlp hooks)")
     p.add_argument("--direction", default="denoising", choices=("denoising", "noising"))
-    p.add_argument("--method", default="exact", choices=("exact", "attribution"))
+    p.add_argument("--method", default="exact", choices=("exact", "attribution", "attribution-ig"),
+                   help="exact, or an estimate from gradients: attribution (one backward pass) or attribution-ig "
+                        "(integrated gradients: --ig-steps backward passes on interpolated inputs)")
+    p.add_argument("--ig-steps", type=int, default=5, help="attribution-ig: points on the path from one input to the other")
     p.add_argument("--compare", action="store_true", help="also run the other method and report their agreement")
     p.add_argument("--grounding", action="store_true", help="also write the grounding coefficient per decoder layer")
     p.add_argument("--align", default="pad", choices=("pad", "trim", "error"), help="clips of unequal length")
