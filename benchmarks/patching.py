@@ -14,6 +14,11 @@ Sweep: encoder hook_resid_post, all 4 layers, denoising, logit diff " London" �
 * attribution: the 1-frame sweep (every real frame × 4 layers) by attribution patching (session set-up
   included) against the per-cell loop, whose time is extrapolated from a timed random sample of cells.
 * spearman_attribution: attribution vs exact normalised scores on the 10-frame sweep.
+* attribution-ig (integrated gradients, ig_steps=5 forward and backward passes on inputs interpolated between
+  the corrupt and the clean log-mel features): speedup_attribution_ig is the 1-frame sweep by it (session
+  set-up included) against the same extrapolated per-cell loop; spearman_attribution_ig (and per layer) its
+  agreement with exact on the 10-frame sweep, as for attribution; pearson_attribution(_ig) and
+  max_abs_error_attribution(_ig) the linear agreement and the largest normalised error of both estimates.
 Last line: one JSON object.
 """
 
@@ -194,6 +199,24 @@ def main():
     for w in agree.worst:
         print(f"  worst: {w['hook']} frames {w['frames']}: exact {w['exact']:.3f}, attribution {w['attribution']:.3f}")
 
+    # integrated gradients: the same two sweeps, timed the same way (fresh session, set-up included)
+    ig = dict(hooks=HOOKS, method="attribution-ig", answer=pair.answer, wrong=pair.wrong)
+    t = time.perf_counter()
+    fresh_ig = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
+    ig1 = sweep(fresh_ig, PatchConfig(window=1, **ig))
+    ig_s = time.perf_counter() - t
+    assert len(ig1.cells) == len(cells1)
+    ig_steps = PatchConfig(**ig).ig_steps
+    print(f"attribution-ig ({ig_steps} steps), {len(cells1)} cells (1-frame windows): {ig_s:.2f} s → "
+          f"{loop_s / ig_s:.0f}× the per-cell loop")
+    ig10 = sweep(fresh_ig, PatchConfig(window=10, **ig))
+    agree_ig = agreement(exact10, ig10)
+    print(f"attribution-ig vs exact (10-frame sweep): spearman {agree_ig.spearman:.3f}, pearson {agree_ig.pearson:.3f}, "
+          f"max |error| {agree_ig.max_abs_error:.3f} (normalised); per layer: "
+          + ", ".join(f"{k.split('.')[2]}: {v:.2f}" for k, v in agree_ig.per_layer.items()))
+    for w in agree_ig.worst:
+        print(f"  worst: {w['hook']} frames {w['frames']}: exact {w['exact']:.3f}, attribution-ig {w['attribution']:.3f}")
+
     diagnosis = diagnose(model, session, exact10, attr10, agree)
     report = {"model": model.name, "pair": PAIR.name, "seconds": round(pair.clean.seconds, 2), "hooks": HOOKS,
               "direction": "denoising", "metric": "logit_diff", "threads": torch.get_num_threads(),
@@ -205,6 +228,13 @@ def main():
               "speedup_attribution": round(loop_s / attribution_s, 1),
               "spearman_attribution": round(agree.spearman, 3),
               "spearman_attribution_per_layer": {k.split(".")[2]: round(v, 3) for k, v in agree.per_layer.items()},
+              "pearson_attribution": round(agree.pearson, 3), "max_abs_error_attribution": round(agree.max_abs_error, 3),
+              "ig_steps": ig_steps, "attribution_ig_s": round(ig_s, 2),
+              "speedup_attribution_ig": round(loop_s / ig_s, 1),
+              "spearman_attribution_ig": round(agree_ig.spearman, 3),
+              "spearman_attribution_ig_per_layer": {k.split(".")[2]: round(v, 3) for k, v in agree_ig.per_layer.items()},
+              "pearson_attribution_ig": round(agree_ig.pearson, 3),
+              "max_abs_error_attribution_ig": round(agree_ig.max_abs_error, 3),
               "attribution_diagnosis": diagnosis}
     if torch.cuda.is_available():
         gpu = otoscope.load("whisper-tiny.en", device="cuda")
