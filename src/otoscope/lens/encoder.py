@@ -156,16 +156,16 @@ def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, 
     embed = grabbed["encoder.hook_embed"][0, :n_real]
     residuals = torch.cat([embed[None], stack[:, :n_real]]).float().cpu()  # [1 + layers, real frames, d_model]
     with torch.no_grad():
-        encoder_out = model.model.model.encoder.layer_norm(stack[-1:])  # [1, frames, d_model]
+        normed = model.model.model.encoder.layer_norm(stack)  # [layers, 1500, d_model]: one "clip" per layer
+    encoder_out = normed[-1:]  # [1, frames, d_model]: the last layer's normed residual is the encoder output
     layers = [LayerLens(i, lis[i], ent[i], kl[i]) for i in range(model.n_layers)]
     transcript = ""
     saturation = final = None
     if decode:
-        normed = model.model.model.encoder.layer_norm(stack)  # [layers, 1500, d_model]: one "clip" per layer
         rows = inputs.clips * model.n_layers
         with torch.no_grad():
             texts = greedy_whisper(model, rows, None, max_new_tokens, encoder_states=normed)
-        final = texts[-1]  # the last layer's normed residual is exactly the encoder output
+        final = texts[-1]  # decoded from the encoder output itself: the model's own transcript
         transcript = final.text
         for layer, text in zip(layers, texts):
             layer.encoder_lens_text = text.text
