@@ -335,9 +335,9 @@ def _locality_section(model, clips, transcriptions, bands, assets: Path, data: d
     from otoscope.geometry.locality import attention_locality
 
     tables = []
+    window = model.geometry.window_samples
     for clip, transcription in zip(clips, transcriptions):
         # the clip's transcript is the unrestricted run (a clip longer than one window was decoded by windows)
-        window = model.geometry.window_samples
         one_window = window is None or len(clip.samples) <= window
         known = transcription.text if transcription is not None and one_window else None
         result = attention_locality(model, [clip], bands, reference=known)

@@ -23,6 +23,13 @@ def _plt():
 FIXED_MARGINS = dict(left=0.13, right=0.97, bottom=0.15, top=0.9)
 
 
+def _line_figure():
+    """``(fig, ax)`` for a fixed-format line plot: one axis, 6 × 3.4 in, fixed margins."""
+    fig, ax = _plt().subplots(figsize=(6, 3.4))
+    fig.subplots_adjust(**FIXED_MARGINS)
+    return fig, ax
+
+
 def _save(fig, path: Path) -> Path:
     plt = _plt()
     with atomic_path(path) as tmp:
@@ -70,9 +77,7 @@ def waveform_spectrogram(samples: np.ndarray, sample_rate: int, title: str, path
 
 def layer_lines(layers, series: dict[str, list[float]], ylabel: str, title: str, path: Path, marker_layer=None) -> Path:
     """One or more per-layer curves on one labelled axis."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    fig.subplots_adjust(**FIXED_MARGINS)
+    fig, ax = _line_figure()
     for label, values in series.items():
         ax.plot(layers, values, marker="o", label=label)
     if marker_layer is not None:
@@ -89,9 +94,7 @@ def layer_lines(layers, series: dict[str, list[float]], ylabel: str, title: str,
 
 def norms_plot(summary, path: Path) -> Path:
     """Mean residual norm per layer with ± one standard deviation over clips."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    fig.subplots_adjust(**FIXED_MARGINS)
+    fig, ax = _line_figure()
     x = summary["layer"].to_numpy()
     mean, std = summary["mean_norm"].to_numpy(), np.nan_to_num(summary["std_norm"].to_numpy())
     ax.errorbar(x, mean, yerr=std, marker="o", capsize=3)
@@ -130,9 +133,7 @@ def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], title: str, pa
 
 def locality_plot(table, path: Path) -> Path:
     """WER against the attention band half-width (seconds, log scale)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    fig.subplots_adjust(**FIXED_MARGINS)
+    fig, ax = _line_figure()
     limited = table[table["k"].notna()]
     ax.plot(limited["seconds"], limited["wer"], marker="o")
     ax.set_xscale("log")
