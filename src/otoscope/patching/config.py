@@ -16,6 +16,13 @@ ALIGN = ("pad", "trim", "error")
 MetricLike = Union[str, Callable]
 
 
+def check_ig_steps(steps) -> int:
+    """``steps`` as an int, or a one-line error unless it is a whole number >= 1."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or int(steps) != steps or steps < 1:
+        raise OtoscopeError(f"ig_steps must be a whole number >= 1, got {steps}.")
+    return int(steps)
+
+
 @dataclass(frozen=True)
 class PatchConfig:
     """One activation-patching sweep: which activations, cut into which cells, scored how."""
@@ -87,9 +94,7 @@ class PatchConfig:
             raise OtoscopeError(f"direction must be 'denoising' or 'noising', got {self.direction!r}.")
         if self.method not in METHODS:
             raise OtoscopeError(f"method must be 'exact', 'attribution' or 'attribution-ig', got {self.method!r}.")
-        if (isinstance(self.ig_steps, bool) or not isinstance(self.ig_steps, (int, float))
-                or int(self.ig_steps) != self.ig_steps or self.ig_steps < 1):
-            raise OtoscopeError(f"ig_steps must be a whole number >= 1, got {self.ig_steps}.")
+        check_ig_steps(self.ig_steps)
         if isinstance(self.metric, str):
             if self.metric not in BUILTIN_METRICS:
                 raise OtoscopeError(f"unknown metric {self.metric!r}; use one of {', '.join(BUILTIN_METRICS)} or a "

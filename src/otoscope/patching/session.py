@@ -16,6 +16,7 @@ import torch
 from otoscope.errors import OtoscopeError
 from otoscope.hooks.select import select
 from otoscope.patching.cells import Cell, HookLayout, cell_mask, check_units, make_cells
+from otoscope.patching.config import check_ig_steps
 from otoscope.patching.inputs import PreparedPair
 from otoscope.patching.metrics import Metric, describe_tokens
 from otoscope.patching.runner import CachedRun, make_runner
@@ -37,9 +38,8 @@ def frozen_weights(model) -> Iterator[None]:
 
 def ig_alphas(steps: int) -> list[float]:
     """The midpoints of ``steps`` equal intervals of [0, 1]: where integrated gradients takes its gradients."""
-    if int(steps) != steps or steps < 1:
-        raise OtoscopeError(f"ig_steps must be a whole number >= 1, got {steps}.")
-    return [(i + 0.5) / steps for i in range(int(steps))]
+    steps = check_ig_steps(steps)
+    return [(i + 0.5) / steps for i in range(steps)]
 
 
 def _groups(cells: list[Cell]) -> dict[str, list[int]]:
