@@ -122,13 +122,21 @@ def _find_word(words: list[str], word: str) -> int:
 def _context_before(text: str, index: int) -> str:
     """Whisper-style decoder context: the text up to word ``index``, with a leading space."""
     tokens = text.split()
+    i = _token_of_word(tokens, index)
+    if i is None:
+        return " " + text
+    return " " + " ".join(tokens[:i]) if i else ""
+
+
+def _token_of_word(tokens: list[str], index: int) -> int | None:
+    """Position in whitespace ``tokens`` of word ``index`` (tokens of punctuation alone are not words)."""
     count = -1
     for i, tok in enumerate(tokens):
         if tok.strip(".,;:!?\"'()"):
             count += 1
         if count == index:
-            return " " + " ".join(tokens[:i]) if i else ""
-    return " " + text
+            return i
+    return None
 
 
 def _aligned(a: Speech | Clip, b: Speech | Clip, align: str):
@@ -144,13 +152,9 @@ def word_swap(text: str, old: str, new: str, *, voice: str = "en-us", speed: int
     if not new.strip() or len(new.split()) != 1:
         raise OtoscopeError(f"the new word must be one word, got {new!r}.")
     tokens = text.split()
-    seen = -1
-    for i, tok in enumerate(tokens):
-        if tok.strip(".,;:!?\"'()"):
-            seen += 1
-        if seen == index:
-            tokens[i] = tok.replace(words[index], new, 1)
-            break
+    i = _token_of_word(tokens, index)
+    if i is not None:
+        tokens[i] = tokens[i].replace(words[index], new, 1)
     corrupt_text = " ".join(tokens)
     clean, corrupt = synthesize(text, voice, speed), synthesize(corrupt_text, voice, speed)
     clip_clean, clip_corrupt, note = _aligned(clean, corrupt, align)
