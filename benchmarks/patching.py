@@ -87,6 +87,15 @@ def exact_comparison(model, pair, batch_size=8):
     return naive_s, engine_s, slow, fast, session, cells, cache
 
 
+def print_agreement(method, agree):
+    """One estimate against exact patching on the 10-frame sweep, and its worst cells."""
+    print(f"{method} vs exact (10-frame sweep): spearman {agree.spearman:.3f}, pearson {agree.pearson:.3f}, "
+          f"max |error| {agree.max_abs_error:.3f} (normalised); per layer: "
+          + ", ".join(f"{k.split('.')[2]}: {v:.2f}" for k, v in agree.per_layer.items()))
+    for w in agree.worst:
+        print(f"  worst: {w['hook']} frames {w['frames']}: exact {w['exact']:.3f}, {method} {w['attribution']:.3f}")
+
+
 def diagnose(model, session, exact10, attr10, agree):
     """Why attribution misses the cells it misses: the metric along the path from corrupt to patched (attribution
     is its tangent at α = 0), how much layer norm rescales the patched frames, and how concentrated the last
@@ -193,11 +202,7 @@ def main():
                           cell_results(model, cells, fast, clean, corrupt))
     attr10 = sweep(fresh, PatchConfig(hooks=HOOKS, window=10, method="attribution", answer=pair.answer, wrong=pair.wrong))
     agree = agreement(exact10, attr10)
-    print(f"attribution vs exact (10-frame sweep): spearman {agree.spearman:.3f}, pearson {agree.pearson:.3f}, "
-          f"max |error| {agree.max_abs_error:.3f} (normalised); per layer: "
-          + ", ".join(f"{k.split('.')[2]}: {v:.2f}" for k, v in agree.per_layer.items()))
-    for w in agree.worst:
-        print(f"  worst: {w['hook']} frames {w['frames']}: exact {w['exact']:.3f}, attribution {w['attribution']:.3f}")
+    print_agreement("attribution", agree)
 
     # integrated gradients: the same two sweeps, timed the same way (fresh session, set-up included)
     ig = dict(hooks=HOOKS, method="attribution-ig", answer=pair.answer, wrong=pair.wrong)
@@ -211,11 +216,7 @@ def main():
           f"{loop_s / ig_s:.0f}× the per-cell loop")
     ig10 = sweep(fresh_ig, PatchConfig(window=10, **ig))
     agree_ig = agreement(exact10, ig10)
-    print(f"attribution-ig vs exact (10-frame sweep): spearman {agree_ig.spearman:.3f}, pearson {agree_ig.pearson:.3f}, "
-          f"max |error| {agree_ig.max_abs_error:.3f} (normalised); per layer: "
-          + ", ".join(f"{k.split('.')[2]}: {v:.2f}" for k, v in agree_ig.per_layer.items()))
-    for w in agree_ig.worst:
-        print(f"  worst: {w['hook']} frames {w['frames']}: exact {w['exact']:.3f}, attribution-ig {w['attribution']:.3f}")
+    print_agreement("attribution-ig", agree_ig)
 
     diagnosis = diagnose(model, session, exact10, attr10, agree)
     report = {"model": model.name, "pair": PAIR.name, "seconds": round(pair.clean.seconds, 2), "hooks": HOOKS,
