@@ -10,13 +10,25 @@ def test_band_mask():
     assert band_mask(4, None).all()
 
 
-def test_band_restriction_equals_pre_softmax_masking(tiny_whisper):
-    # restricting via the pattern hook equals adding -inf outside the band before the softmax
-    scores = torch.randn(1, 2, 7, 7)
-    mask = band_mask(7, 2)
-    kept = torch.softmax(scores, -1) * mask
-    kept = kept / kept.sum(-1, keepdim=True)
-    torch.testing.assert_close(kept, torch.softmax(scores.masked_fill(~mask, -float("inf")), -1))
+def test_band_mask_equals_pre_softmax_masking(tiny_whisper, speech):
+    """otoscope's band mask through the pattern hook equals adding -inf outside the band before the softmax,
+    computed by hand from the layer's own queries and keys; and it changes the model's output."""
+    name, layer = "encoder.blocks.0.attn.hook_pattern", 0
+    inputs = tiny_whisper.prepare(speech[0]["path"])
+    band = band_mask(1500, 2)
+    with tiny_whisper.attention_mask(name, band):
+        masked_logits, cache = tiny_whisper.run_with_cache(inputs, names_filter=[name, "encoder.blocks.0.hook_resid_pre"])
+    attn = tiny_whisper.model.model.encoder.layers[layer]
+    with torch.no_grad():
+        x = attn.self_attn_layer_norm(cache["encoder.blocks.0.hook_resid_pre"])
+        heads = attn.self_attn.num_heads
+        q = attn.self_attn.q_proj(x).unflatten(-1, (heads, -1)).transpose(1, 2)  # [batch, heads, frames, d_head]
+        k = attn.self_attn.k_proj(x).unflatten(-1, (heads, -1)).transpose(1, 2)
+        scores = q @ k.transpose(-1, -2) * attn.self_attn.scaling
+        expected = torch.softmax(scores.masked_fill(~band, -float("inf")), -1)
+    torch.testing.assert_close(cache[name], expected, atol=1e-5, rtol=1e-4)
+    assert (cache[name] * ~band).abs().max() == 0  # nothing outside the band
+    assert (masked_logits - tiny_whisper(inputs)).abs().max() > 1e-3
 
 
 def test_locality_on_real_speech(tiny_en, speech):

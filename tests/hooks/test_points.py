@@ -56,8 +56,11 @@ def test_identity_hooks_leave_logits_bit_identical(tiny_model):
         clean = tiny_model.forward_inputs(inputs)
         non_pattern = [n for n, p in tiny_model.points.items() if p.site is not Site.PATTERN]
         hooked = tiny_model.run_with_hooks(inputs, fwd_hooks=[(n, lambda t, hook: t) for n in non_pattern])
-        copied = tiny_model.run_with_hooks(inputs, fwd_hooks=[(n, lambda t, hook: t.clone()) for n in non_pattern])
+        fired = []
+        copy = lambda t, hook: fired.append(hook.name) or t.clone()  # noqa: E731
+        copied = tiny_model.run_with_hooks(inputs, fwd_hooks=[(n, copy) for n in non_pattern])
     assert torch.equal(clean, hooked)
+    assert set(fired) == set(non_pattern)  # every hook ran and wrote its copy back
     # writing an equal copy back goes through the replacement path (resid_mid: x - residual) and stays exact
     # up to float rounding
     torch.testing.assert_close(copied, clean, atol=1e-6, rtol=1e-6)

@@ -36,6 +36,7 @@ def test_attribution_equals_plain_gradient_computation(tiny_session, direction, 
     cells = tiny_session.cells(PatchConfig(hooks=hook, window=7), [hook])
     fast = tiny_session.attribution(cells, direction)
     np.testing.assert_allclose(fast, plain_attribution(tiny_session, cells, hook, direction), atol=1e-5)
+    assert np.ptp(fast) > 20 * 1e-5  # the cells' estimates differ far beyond the tolerance: not vacuous
 
 
 def test_attribution_per_frame_sums_to_window(tiny_session):
@@ -45,7 +46,8 @@ def test_attribution_per_frame_sums_to_window(tiny_session):
     base = tens.corrupt
     per_frame = np.array([c.value - base for c in ones.cells])
     np.testing.assert_allclose([c.value - base for c in tens.cells][:5],
-                               [per_frame[i * 10 : (i + 1) * 10].sum() for i in range(5)], atol=1e-7)
+                               [per_frame[i * 10 : (i + 1) * 10].sum() for i in range(5)], atol=1e-6)
+    assert np.abs(per_frame[:50]).max() > 1e-4  # per-frame estimates far above the tolerance
 
 
 def test_attribution_is_exact_at_the_logits(tiny_whisper, door, park):
@@ -57,11 +59,11 @@ def test_attribution_is_exact_at_the_logits(tiny_whisper, door, park):
 
 
 def test_attribution_tracks_exact_for_small_differences(tiny_whisper, door):
-    """A corrupt clip 40 dB below the clean one in noise: the first-order estimate is close to exact."""
+    """A corrupt clip 60 dB below the clean one in noise: the first-order estimate is close to exact."""
     from otoscope.patching.pairs import add_noise
 
     clip = tiny_whisper.clips(door)[0]
-    pair = add_noise(clip, 40.0, seed=1)
+    pair = add_noise(clip, 60.0, seed=1)
     session = open_session(tiny_whisper, pair.clean, pair.corrupt, text=" My", answer="a", wrong="b")
     config = dict(hooks="encoder.blocks.*.hook_resid_post", window=20)
     exact, estimate = sweep(session, **config), sweep(session, **config, method="attribution")
@@ -81,6 +83,7 @@ def test_ig_with_the_path_collapsed_is_plain_attribution(tiny_session, direction
     cells = tiny_session.cells(PatchConfig(hooks=hook, window=7), [hook])
     collapsed = tiny_session.attribution(cells, direction, alphas=[0.0])
     np.testing.assert_allclose(collapsed, plain_attribution(tiny_session, cells, hook, direction), atol=1e-5)
+    assert np.ptp(collapsed) > 20 * 1e-5  # not vacuous
     np.testing.assert_array_equal(collapsed, tiny_session.attribution(cells, direction))
 
 
@@ -92,7 +95,7 @@ def test_ig_at_the_far_end_is_the_other_directions_gradient(tiny_session):
     far = tiny_session.attribution(cells, "denoising", alphas=[1.0]) - tiny_session.corrupt_value
     noising = tiny_session.attribution(cells, "noising") - tiny_session.clean_value
     scale = np.abs(far).max()
-    assert scale > 1e-6  # not vacuous (random weights: small effects)
+    assert scale > 1e-3  # not vacuous: far above float32 rounding of values ~3
     np.testing.assert_allclose(far, -noising, atol=1e-4 * scale)
 
 
@@ -150,9 +153,9 @@ def linear_front_end():
     model = otoscope.load("tiny-random-whisper")  # a fresh instance: the shared one stays untouched
     enc = model.model.model.encoder
     with torch.no_grad():
-        enc.conv1.weight.mul_(10)
+        enc.conv1.weight.mul_(0.2 / enc.conv1.weight.std())  # weights of std 0.2, whatever the model's init
         enc.conv1.bias.fill_(30.0)
-        enc.conv2.weight.mul_(10)
+        enc.conv2.weight.mul_(0.2 / enc.conv2.weight.std())
         enc.conv2.bias.copy_(200.0 - 30.0 * enc.conv2.weight.sum((1, 2)))
     return model
 
