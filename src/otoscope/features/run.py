@@ -59,7 +59,7 @@ def _pieces(model, item) -> list[tuple[Clip, int]]:
     return [(piece, start // hop) for piece, start in zip(split_windows(clip, window), range(0, len(clip.samples), window))]
 
 
-def _activations(model, clips: list[Clip], hook: str) -> tuple[torch.Tensor, torch.Tensor]:
+def hook_activations(model, clips: list[Clip], hook: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``([batch, pos, d_in] activation, [batch, pos] real-frame mask)``; the pass stops at ``hook``."""
     grabbed = {}
 
@@ -163,7 +163,7 @@ def feature_stats(model, sae: SparseAutoencoder, corpus, config: FeaturesConfig 
         xs, clips, frames = [], [], []
         for start in range(0, len(pieces), config.batch_size):
             batch = pieces[start : start + config.batch_size]
-            x, mask = _activations(model, [c for _, c, _ in batch], hook)
+            x, mask = hook_activations(model, [c for _, c, _ in batch], hook)
             if x.shape[-1] != sae.d_in:
                 raise OtoscopeError(f"{hook} of {model.name} has width {x.shape[-1]} but the SAE reads d_in={sae.d_in}; "
                                     "use the model and hook the SAE was trained on (--model, --hook).")
@@ -241,7 +241,7 @@ def _label_stats(acc: FeatureAccumulator, stats: FeatureStats, labels: LabelTabl
         for key in labels.keys:
             classes = labels.classes[key]
             order, values = listed[key][0][i], listed[key][1][i]
-            chosen = {classes[c]: round(v, 4) for c, v in zip(order, values) if not math.isnan(v)}
+            chosen = {classes[c]: float(f"{v:.6g}") for c, v in zip(order, values) if not math.isnan(v)}
             best = next(iter(chosen), None)
             per_key[key] = {"top_counts": dict(Counter(e[key] for e in entry_labels if key in e).most_common()),
                             "selectivity": chosen, "best": best, "best_selectivity": chosen.get(best)}

@@ -179,9 +179,10 @@ class FeatureAccumulator:
 
         Jaccard of firing frames ``|i ∧ j| / |i ∨ j|`` (a latent is not its own partner); ties: smaller index.
         """
+        top = max(min(top, self.d_sae - 1), 0)
         index = torch.full((self.d_sae, top), -1, dtype=torch.int64)
         score = torch.zeros(self.d_sae, top, dtype=torch.float32)
-        if self.coact is None or top == 0:
+        if self.coact is None or top <= 0:
             return index, score
         n = self.count.to(torch.float64)
         for start in range(0, self.d_sae, chunk):
