@@ -92,12 +92,15 @@ class FeatureAccumulator:
         width = int(per_row.max()) if n else 0
         if width < 2:
             return
-        if n * width * width > 4 * int((per_row * per_row).sum()) + 4096:  # a few dense rows: no padding
-            for start in range(0, n, 256):
-                sel = (rows >= start) & (rows < start + 256)
-                self._coactivation(rows[sel] - start, latents[sel], min(256, n - start))
-            return
         starts = per_row.cumsum(0) - per_row
+        if n * width * width > 4 * int((per_row * per_row).sum()) + 4096:  # a few dense rows: pairs row by row
+            m = per_row[rows]  # [nnz] each entry meets its row's m entries
+            left = torch.repeat_interleave(torch.arange(len(rows)), m)
+            right = starts[rows[left]] + torch.arange(len(left)) - torch.repeat_interleave(m.cumsum(0) - m, m)
+            keep = right > left
+            flat = latents[left[keep]] * (self.d_sae + 1) + latents[right[keep]]
+            self.coact.view(-1).index_add_(0, flat, torch.ones(1, dtype=torch.int32).expand(len(flat)))
+            return
         padded = torch.full((n, width), self.d_sae, dtype=torch.int64)  # [n, width]
         padded[rows, torch.arange(len(rows)) - starts[rows]] = latents
         a, b = torch.triu_indices(width, width, 1)
