@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from otoscope import __version__
 from otoscope.errors import OtoscopeError
 
 EXIT_USAGE = 2
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="otoscope", description="Mechanistic interpretability for audio models.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"otoscope {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list model names and where each would load from")

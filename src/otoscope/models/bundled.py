@@ -14,11 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from otoscope._io import atomic_dir
 from otoscope.errors import OtoscopeError
-from otoscope.models.ct2 import read_ct2_model, sha256_of, whisper_state_dict
 
 CONVERTER_VERSION = 1  # bump when the converted layout changes, so old caches are rebuilt
 
@@ -134,8 +131,11 @@ def _generation_config(model: BundledModel, tokens: dict[str, int], ct2_config: 
 
 def convert(model: BundledModel, out_dir: Path) -> None:
     """Convert the packaged CTranslate2 files of ``model`` into a transformers checkpoint in ``out_dir``."""
+    import torch
     from safetensors.torch import save_file
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperTokenizerFast
+
+    from otoscope.models.ct2 import read_ct2_model, sha256_of, whisper_state_dict
 
     paths = source_files(model)
     if paths is None:
