@@ -94,6 +94,8 @@ def resolve(name: str) -> Resolved:
 def _load_pretrained(location: str, local_only: bool):
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForCTC, AutoTokenizer
 
+    from otoscope.models import fastload
+
     kwargs = dict(trust_remote_code=False, local_files_only=local_only)
     config = AutoConfig.from_pretrained(location, **kwargs)
     if config.model_type == "whisper":
@@ -102,16 +104,22 @@ def _load_pretrained(location: str, local_only: bool):
         cls = AutoModelForCTC
     else:
         cls = AutoModel
-    try:
-        model = cls.from_pretrained(location, use_safetensors=True, **kwargs)
-    except OSError as err:
-        raise ModelNotFoundError(f"cannot load weights from '{location}': {str(err).splitlines()[0]} "
-                                 "(otoscope loads safetensors only; convert .bin checkpoints with transformers first).") from None
+    on_disk = local_only and Path(location).is_dir()
+    model = fastload.load_model(location, cls if cls not in (AutoModel, AutoModelForCTC) else
+                                cls._model_mapping[type(config)], config) if on_disk else None
+    if model is None:
+        try:
+            model = cls.from_pretrained(location, use_safetensors=True, **kwargs)
+        except OSError as err:
+            raise ModelNotFoundError(f"cannot load weights from '{location}': {str(err).splitlines()[0]} "
+                                     "(otoscope loads safetensors only; convert .bin checkpoints with transformers first).") from None
     extractor = AutoFeatureExtractor.from_pretrained(location, **kwargs)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-    except (OSError, ValueError, TypeError):
-        tokenizer = None  # encoder-only checkpoints often have none
+    tokenizer = fastload.whisper_tokenizer(location) if on_disk else None
+    if tokenizer is None:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        except (OSError, ValueError, TypeError):
+            tokenizer = None  # encoder-only checkpoints often have none
     return model, extractor, tokenizer
 
 
@@ -124,7 +132,7 @@ def load_hf(name: str):
         return (*build_tiny(name), where)
     if where.source == "bundled":
         model = bundled.BUNDLED.get(name) or next(m for m in bundled.BUNDLED.values() if m.hf_id == KNOWN_MODELS.get(name, name))
-        return (*_load_pretrained(str(bundled.ensure_converted(model)), True), where)
+        return (*bundled.load_cached(model, lambda folder: _load_pretrained(str(folder), True)), where)
     if where.source == "hub":
         try:
             return (*_load_pretrained(where.location, False), where)
