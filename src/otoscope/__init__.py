@@ -30,7 +30,7 @@ _EXPORTS = {
     "AudioError": "otoscope.errors", "HookNameError": "otoscope.errors", "ModelNotFoundError": "otoscope.errors",
     "OtoscopeError": "otoscope.errors",
     "ActivationCache": "otoscope.hooks.cache", "HookPoint": "otoscope.hooks.points",
-    "HookedAudioModel": "otoscope.models.hooked", "load": "otoscope.models.hooked",
+    "HookedAudioModel": "otoscope.models.hooked", "load": "otoscope.models.loader",
     "Transcription": "otoscope.models.decode", "list_models": "otoscope.models.registry",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

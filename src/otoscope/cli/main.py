@@ -23,7 +23,7 @@ def _cmd_models(args) -> None:
 
 
 def _cmd_hooks(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model)
     table = model.hook_table(measure=True)
@@ -39,7 +39,7 @@ def _cmd_hooks(args) -> None:
 
 
 def _cmd_transcribe(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
@@ -53,7 +53,7 @@ def _cmd_transcribe(args) -> None:
 
 def _cmd_cache(args) -> None:
     from otoscope.hooks.export import export_activations
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     result = export_activations(model, [str(f) for f in args.files], args.out, args.hooks, text=args.text,
@@ -64,7 +64,7 @@ def _cmd_cache(args) -> None:
 
 def _cmd_lens(args) -> None:
     from otoscope.lens.run import run_lens
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     data = run_lens(model, str(args.file), args.out)

@@ -6,12 +6,13 @@ from otoscope._lazy import lazy_exports
 
 # loaded on first use, so that the registry (names, no torch) serves ``otoscope --help`` instantly
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "Transcription": ".decode", "HookedAudioModel": ".hooked", "HookInfo": ".hooked", "load": ".hooked",
+    "Transcription": ".decode", "HookedAudioModel": ".hooked", "HookInfo": ".hooked", "load": ".loader",
     "DEFAULT_MODEL": ".registry", "KNOWN_MODELS": ".registry", "list_models": ".registry", "resolve": ".registry"})
 
 if TYPE_CHECKING:
     from otoscope.models.decode import Transcription
-    from otoscope.models.hooked import HookedAudioModel, HookInfo, load
+    from otoscope.models.hooked import HookedAudioModel, HookInfo
+    from otoscope.models.loader import load
     from otoscope.models.registry import DEFAULT_MODEL, KNOWN_MODELS, list_models, resolve
 
 __all__ = ["DEFAULT_MODEL", "HookInfo", "HookedAudioModel", "KNOWN_MODELS", "Transcription", "list_models", "load", "resolve"]

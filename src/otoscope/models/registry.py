@@ -16,6 +16,7 @@ from otoscope.models import bundled
 from otoscope.models.tiny import TINY_MODELS
 
 DEFAULT_MODEL = "whisper-tiny.en"
+HUB_TIMEOUT_S = 10  # one request to the hub before downloading; without it a dead network costs minutes of retries
 
 KNOWN_MODELS: dict[str, str] = {
     **{f"whisper-{size}": f"openai/whisper-{size}" for size in (
@@ -50,7 +51,17 @@ class Resolved:
     """Sources tried before this one, with why each failed."""
 
 
+def _hub_cache_dirs() -> list[Path]:
+    """Every folder the Hugging Face hub client may cache models in, from its environment variables."""
+    env = os.environ
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                                              "huggingface")
+    return [Path(d) for d in (env.get("HF_HUB_CACHE"), env.get("HUGGINGFACE_HUB_CACHE"), os.path.join(home, "hub")) if d]
+
+
 def _hf_cached_dir(hf_id: str) -> Path | None:
+    if not any((d / f"models--{hf_id.replace('/', '--')}").is_dir() for d in _hub_cache_dirs()):
+        return None  # in no hub cache: spare the import of the hub client (a third of a second)
     try:
         from huggingface_hub import snapshot_download
 
@@ -123,9 +134,29 @@ def _load_pretrained(location: str, local_only: bool):
     return model, extractor, tokenizer
 
 
-def load_hf(name: str):
-    """``(hf_model, feature_extractor, tokenizer, Resolved)`` for ``name``."""
-    where = resolve(name)
+def check_hub(where: Resolved) -> None:
+    """Ask the hub once (no retries, a short timeout) whether ``where.location`` exists; raise
+    :class:`ModelNotFoundError` naming every source tried when it does not or the hub is unreachable."""
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        model_info(where.location, timeout=HUB_TIMEOUT_S)
+        return
+    except RepositoryNotFoundError:
+        reason = "no such model, or it is private or gated"
+    except (HfHubHTTPError, OSError) as err:
+        reason = f"unreachable: {' '.join(str(err).split())[:120]}"
+    except Exception as err:  # the HTTP client's own connection and timeout errors
+        reason = f"unreachable: {type(err).__name__}: {' '.join(str(err).split())[:120]}"
+    raise ModelNotFoundError(f"cannot load model '{where.name}': tried {'; '.join(where.tried)}; Hugging Face hub "
+                             f"({reason}). Check the id, connect to the network, or pass a local folder "
+                             "(set HF_HUB_OFFLINE=1 to skip the hub).")
+
+
+def load_hf(name: str, where: Resolved | None = None):
+    """``(hf_model, feature_extractor, tokenizer, Resolved)`` for ``name`` (``where``: its resolution, if known)."""
+    where = where or resolve(name)
     if where.source == "random":
         from otoscope.models.tiny import build_tiny
 
