@@ -18,12 +18,28 @@ Quick start::
     cache["encoder.blocks.3.hook_resid_post"]    # [batch, frames, d_model]
 """
 
-from otoscope.audio import Clip, FrameGeometry
-from otoscope.errors import AudioError, HookNameError, ModelNotFoundError, OtoscopeError
-from otoscope.hooks import ActivationCache, HookPoint
-from otoscope.models import HookedAudioModel, Transcription, list_models, load
+from typing import TYPE_CHECKING
+
+from otoscope._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+# Public names load on first use (torch and transformers are slow to import; ``otoscope --help`` must not wait).
+_EXPORTS = {
+    "Clip": "otoscope.audio.io", "FrameGeometry": "otoscope.audio.frames",
+    "AudioError": "otoscope.errors", "HookNameError": "otoscope.errors", "ModelNotFoundError": "otoscope.errors",
+    "OtoscopeError": "otoscope.errors",
+    "ActivationCache": "otoscope.hooks.cache", "HookPoint": "otoscope.hooks.points",
+    "HookedAudioModel": "otoscope.models.hooked", "load": "otoscope.models.loader",
+    "Transcription": "otoscope.models.decode", "list_models": "otoscope.models.registry",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # for editors and type checkers: the same names, imported eagerly
+    from otoscope.audio import Clip, FrameGeometry
+    from otoscope.errors import AudioError, HookNameError, ModelNotFoundError, OtoscopeError
+    from otoscope.hooks import ActivationCache, HookPoint
+    from otoscope.models import HookedAudioModel, Transcription, list_models, load
 
 __all__ = ["ActivationCache", "AudioError", "Clip", "FrameGeometry", "HookNameError", "HookPoint", "HookedAudioModel",
            "ModelNotFoundError", "OtoscopeError", "Transcription", "list_models", "load", "__version__"]

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from otoscope import __version__
 from otoscope.errors import OtoscopeError
 
 EXIT_USAGE = 2
@@ -22,7 +23,7 @@ def _cmd_models(args) -> None:
 
 
 def _cmd_hooks(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model)
     table = model.hook_table(measure=True)
@@ -38,7 +39,7 @@ def _cmd_hooks(args) -> None:
 
 
 def _cmd_transcribe(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
@@ -56,7 +57,7 @@ def _cmd_transcribe(args) -> None:
 
 def _cmd_cache(args) -> None:
     from otoscope.hooks.export import export_activations
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     result = export_activations(model, [str(f) for f in args.files], args.out, args.hooks, text=args.text,
@@ -67,7 +68,7 @@ def _cmd_cache(args) -> None:
 
 def _cmd_lens(args) -> None:
     from otoscope.lens.run import run_lens
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     data = run_lens(model, str(args.file), args.out)
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="otoscope", description="Mechanistic interpretability for audio models.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"otoscope {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list model names and where each would load from")

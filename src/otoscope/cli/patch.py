@@ -38,7 +38,7 @@ def _pair_of(clean_value, corrupt_value):
 def cmd_patch(args) -> None:
     """``otoscope patch``: one sweep → DIR/patch.json, patch_meta.json, heatmap.png."""
     from otoscope._io import write_text_atomic
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.patching import PatchConfig, agreement, open_session, sweep
     from otoscope.patching.grounding import grounding_coefficient
     from otoscope.patching.pairs import load_pair

@@ -26,7 +26,7 @@ def _device(requested: str | None) -> str:
 
 
 def _cmd_extract(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.sae.extract import ExtractConfig, extract_activations
 
     model = load(args.model, device=_device(args.device))
@@ -81,7 +81,7 @@ def _match(patterns: str, hooks: list[str]) -> list[str]:
 
 
 def _cmd_eval(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.sae.evaluate import evaluate_sae
     from otoscope.sae.format import load_sae, sae_folders
 

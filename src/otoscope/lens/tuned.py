@@ -73,12 +73,23 @@ class TunedLens(nn.Module):
         """Read a lens written by :meth:`save` (safetensors only)."""
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads(handle.metadata().get("otoscope_tuned_lens", "{}"))
-            state = {k: handle.get_tensor(k) for k in handle.keys()}
-        n_layers = len({k.split(".")[1] for k in state})
-        lens = cls(n_layers, state["translators.0.weight"].shape[0], meta)
-        lens.load_state_dict(state)
+        from otoscope._integrity import check_safetensors
+
+        if not Path(path).is_file():
+            raise OtoscopeError(f"tuned lens file not found: {path}.")
+        problem = check_safetensors(path)  # the header against the file size: names truncation plainly
+        if problem is not None:
+            raise OtoscopeError(f"tuned lens {problem}; train it again.")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("otoscope_tuned_lens", "{}"))
+                state = {k: handle.get_tensor(k) for k in handle.keys()}
+            n_layers = len({k.split(".")[1] for k in state})
+            lens = cls(n_layers, state["translators.0.weight"].shape[0], meta)
+            lens.load_state_dict(state)
+        except Exception as err:  # safetensors' own errors, a damaged header, tensors of the wrong names or shapes
+            raise OtoscopeError(f"cannot read the tuned lens {path} ({type(err).__name__}: {err}); the file is damaged "
+                                "or not one written by TunedLens.save.") from None
         return lens
 
 

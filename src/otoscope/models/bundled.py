@@ -3,7 +3,9 @@
 The packages hold CTranslate2 files. On first use each is hash-checked, converted to a transformers
 checkpoint (safetensors, config, tokenizer, feature extractor, generation config) and cached under the
 user cache dir with one atomic rename, so a crash never leaves half a cache and later loads are plain
-``from_pretrained`` calls on a local folder.
+loads of a local folder. The folder's ``manifest.json`` (written last) records each file's size and
+SHA-256: a truncated or changed file is noticed on load (see :mod:`otoscope._integrity` for what is
+checked when) and the model converted again.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
-import torch
-
+from otoscope._integrity import check_folder, write_manifest
 from otoscope._io import atomic_dir
 from otoscope.errors import OtoscopeError
-from otoscope.models.ct2 import read_ct2_model, sha256_of, whisper_state_dict
 
-CONVERTER_VERSION = 1  # bump when the converted layout changes, so old caches are rebuilt
+CONVERTER_VERSION = 2  # bump when the converted layout changes, so old caches are rebuilt (2: manifest.json)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,11 @@ def _generation_config(model: BundledModel, tokens: dict[str, int], ct2_config: 
 
 def convert(model: BundledModel, out_dir: Path) -> None:
     """Convert the packaged CTranslate2 files of ``model`` into a transformers checkpoint in ``out_dir``."""
+    import torch
     from safetensors.torch import save_file
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperTokenizerFast
+
+    from otoscope.models.ct2 import read_ct2_model, sha256_of, whisper_state_dict
 
     paths = source_files(model)
     if paths is None:
@@ -175,11 +182,47 @@ def convert(model: BundledModel, out_dir: Path) -> None:
     WhisperFeatureExtractor(feature_size=sizes["num_mel_bins"]).save_pretrained(out_dir)
 
 
-def ensure_converted(model: BundledModel) -> Path:
-    """Return the cached transformers checkpoint folder of ``model``, converting it on first use."""
+def ensure_converted(model: BundledModel, deep: bool = False) -> Path:
+    """Return the cached transformers checkpoint folder of ``model``, converting it on first use.
+
+    A cached folder whose files no longer match its manifest (truncated, overwritten; ``deep``: hash
+    every file) is converted again.
+    """
     target = _cached_dir(model)
-    if (target / "model.safetensors").is_file():
+    if not target.is_dir():
+        return _rebuild(model, target)
+    problems = check_folder(target, deep=deep)
+    if not problems:
         return target
-    with atomic_dir(target) as tmp:
-        convert(model, tmp)
+    print(f"otoscope: the cached {model.name} is damaged ({problems[0]}); converting it again", file=sys.stderr)
+    return _rebuild(model, target, problems)
+
+
+def load_cached(model: BundledModel, load: Callable[[Path], T]) -> T:
+    """``load(folder)`` on the cached checkpoint; when that fails and the files' hashes show damage, the
+    model is converted again and loaded once more."""
+    folder = ensure_converted(model)
+    try:
+        return load(folder)
+    except Exception:
+        problems = check_folder(folder, deep=True)
+        if not problems:
+            raise  # the files are whole: not a cache problem
+    print(f"otoscope: the cached {model.name} is damaged ({problems[0]}); converting it again", file=sys.stderr)
+    return load(_rebuild(model, folder, problems))
+
+
+def _rebuild(model: BundledModel, target: Path, problems: list[str] = ()) -> Path:
+    try:
+        with atomic_dir(target) as tmp:
+            convert(model, tmp)
+            write_manifest(tmp, {"model": model.name, "converter_version": CONVERTER_VERSION})
+    except (OtoscopeError, OSError) as err:
+        if not problems:
+            if isinstance(err, OtoscopeError):
+                raise
+            raise OtoscopeError(f"cannot write the converted {model.name} to {target}: {err}. Free disk space or set "
+                                "OTOSCOPE_CACHE to a writable folder.") from None
+        raise OtoscopeError(f"the cached {model.name} is damaged ({problems[0]}) and converting it again failed "
+                            f"({' '.join(str(err).split())}); delete {target} and run again.") from None
     return target

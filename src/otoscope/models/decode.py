@@ -64,6 +64,14 @@ def detect_language(model, encoder_states: torch.Tensor) -> list[str]:
     return [tokens[i][2:-2] for i in best]
 
 
+def _cache_kwarg(hf) -> str:
+    """The forward's name for the KV cache: ``cache`` in recent transformers, where ``past_key_values`` is
+    deprecated (and warns), ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_tokens: int,
                    encoder_states: torch.Tensor | None = None,
@@ -91,7 +99,8 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
     suppress, begin = _suppress_lists(model)
     eot = model.eot
     limit = min(max_new_tokens, model.config.max_target_positions - prefix.shape[1])
-    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())  # filled in place by each forward
+    cache_arg = {_cache_kwarg(hf): cache}
     step_input = prefix
     rows: list[list[int]] = [[] for _ in clips]
     active = list(range(len(clips)))  # original row of each row still decoding
@@ -99,8 +108,7 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
     sum_logprob = [0.0] * len(clips)
     looped = [False] * len(clips)
     for step in range(limit):
-        out = hf(encoder_outputs=(encoder_states,), decoder_input_ids=step_input, past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
+        out = hf(encoder_outputs=(encoder_states,), decoder_input_ids=step_input, use_cache=True, **cache_arg)
         if step == 0:  # the prefix starts with <|startoftranscript|>: its logits give the no-speech probability
             no_speech = no_speech_probs(out.logits[:, 0], no_speech_token(model))
         logits = out.logits[:, -1].float()  # [active, vocab]

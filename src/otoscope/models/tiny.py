@@ -8,8 +8,6 @@ noise instead of sense.
 
 from __future__ import annotations
 
-import torch
-
 TINY_MODELS = ("tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable",
                "tiny-random-hubert", "tiny-random-wavlm")
 
@@ -64,6 +62,8 @@ def build_tiny(name: str):
     """``(hf_model, feature_extractor, tokenizer)`` for one of :data:`TINY_MODELS`, seeded for repeatability."""
     if name not in TINY_MODELS:
         raise KeyError(name)
+    import torch
+
     state = torch.random.get_rng_state()
     torch.manual_seed(0)
     try:

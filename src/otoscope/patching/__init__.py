@@ -10,12 +10,23 @@ clean behaviour?), *noising* writes corrupt activations into the clean run (is i
 always reported raw and normalised, ``(patched − corrupt) / (clean − corrupt)``.
 """
 
-from otoscope.patching.api import open_session, patch, sweep
-from otoscope.patching.cells import Cell
-from otoscope.patching.config import PatchConfig
-from otoscope.patching.grounding import GroundingResult, grounding_coefficient
-from otoscope.patching.result import Agreement, CellResult, PatchResult, agreement
-from otoscope.patching.session import PatchSession
+from typing import TYPE_CHECKING
+
+from otoscope._lazy import lazy_exports
+
+# loaded on first use, so that ``otoscope patch --help`` reads the config's choices without importing torch
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "open_session": ".api", "patch": ".api", "sweep": ".api", "Cell": ".cells", "PatchConfig": ".config",
+    "GroundingResult": ".grounding", "grounding_coefficient": ".grounding", "Agreement": ".result",
+    "CellResult": ".result", "PatchResult": ".result", "agreement": ".result", "PatchSession": ".session"})
+
+if TYPE_CHECKING:
+    from otoscope.patching.api import open_session, patch, sweep
+    from otoscope.patching.cells import Cell
+    from otoscope.patching.config import PatchConfig
+    from otoscope.patching.grounding import GroundingResult, grounding_coefficient
+    from otoscope.patching.result import Agreement, CellResult, PatchResult, agreement
+    from otoscope.patching.session import PatchSession
 
 __all__ = ["Agreement", "Cell", "CellResult", "GroundingResult", "PatchConfig", "PatchResult", "PatchSession",
            "agreement", "grounding_coefficient", "open_session", "patch", "sweep"]

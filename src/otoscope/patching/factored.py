@@ -85,7 +85,7 @@ def factored_attention(attn: nn.Module, hidden: torch.Tensor, memory: torch.Tens
 
 def _forward(attn: nn.Module, memory: torch.Tensor, hidden_states: torch.Tensor, key_value_states=None,
              past_key_values=None, attention_mask=None, output_attentions: bool = False, **kwargs):
-    if past_key_values is not None or attention_mask is not None or output_attentions:
+    if past_key_values is not None or kwargs.get("cache") is not None or attention_mask is not None or output_attentions:
         raise RuntimeError("factored cross-attention runs without a cache, an attention mask or attention outputs")
     return factored_attention(attn, hidden_states, memory), None
 

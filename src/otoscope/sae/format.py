@@ -88,6 +88,11 @@ def load_frequency(path: str | Path) -> torch.Tensor | None:
 def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
+    from otoscope._integrity import check_safetensors
+
+    problem = check_safetensors(file)  # the header against the file size: names truncation plainly
+    if problem is not None:
+        raise OtoscopeError(f"{problem}; copy or train it again.")
     try:
         return load_file(str(file))
     except Exception as err:  # safetensors raises its own error types for damaged files
