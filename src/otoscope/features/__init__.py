@@ -1,0 +1,1 @@
+"""SAE features: statistics over a corpus, explanations, dashboards and the report's feature section."""
