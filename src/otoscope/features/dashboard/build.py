@@ -102,9 +102,9 @@ def _window(run: ClipRun, latent: int, snippet: snippets.Snippet, geometry) -> t
     out_frames, out = [], []
     for f in range(first, run.frames):
         x = (snippets.frame_centre(f, geometry) - snippet.start) / length
-        if x > 1:
+        if x >= 1 - 1e-9:  # half-open [start, end): 50 frames per second of snippet, the example's in the middle
             break
-        if x >= 0:
+        if x >= -1e-9:
             out_frames.append(f)
             out.append((round(x, 4), float(trace[f])))
     return out_frames, out
