@@ -1,4 +1,4 @@
-"""``otoscope sae extract | train | eval``: parse, call :mod:`otoscope.sae`, print.
+"""``otoscope sae extract | train | eval | dashboard``: parse, call :mod:`otoscope.sae`, print.
 
 Wire into the main command with ``otoscope.cli.sae.register(subparsers)``; ``python -m otoscope.cli.sae``
 runs the same subcommands on their own (handy under ``torchrun``).
@@ -170,6 +170,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-splice", action="store_true", help="reconstruction metrics only")
     p.add_argument("--no-transcribe", action="store_true", help="skip the WER comparison (greedy decoding)")
     p.set_defaults(func=_cmd_eval)
+
+    from otoscope.cli import dashboard as dashboard_cli
+    dashboard_cli.register(sub)
     return sae
 
 

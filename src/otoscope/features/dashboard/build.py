@@ -248,8 +248,8 @@ def _clip_page(tmp: Path, features: FeaturesFile, spans: dict, run: ClipRun, db,
     words = _words(features, spans, clip, path, model, config)
     # the heatmap spans the real frames; the spectrogram the samples: both end at the clip's last sample
     frame_seconds = float(model.geometry.convert(run.frames, "frames", "seconds"))
-    figure = pages.clip_figure(f"assets/clips/{c}_spec.png", f"assets/clips/{c}_heat.png", rows, seconds, frame_seconds,
-                               words, page_set)
+    figure = pages.clip_figure(f"../assets/clips/{c}_spec.png", f"../assets/clips/{c}_heat.png", rows, seconds,
+                               frame_seconds, words, lambda i: f"../latents/{i}.html" if i in page_set else None)
     html = pages.clip_page(clip, c, f"assets/clips/{c}.flac", figure, rows, features.latents, page_set,
                            features.meta, bool(words))
     (tmp / "clips" / f"{c}.html").write_text(html, encoding="utf-8")

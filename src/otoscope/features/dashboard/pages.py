@@ -12,7 +12,7 @@ import html
 import math
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Sequence
+from typing import Callable, Sequence
 
 from otoscope.features.dashboard.data import best_label
 from otoscope.features.dashboard.effects import VOCAB_CONVENTION, Ablation, VocabEffect
@@ -211,11 +211,12 @@ def latent_page(record: dict, meta: dict, edges: Sequence[float], top: list[Card
 
 
 def clip_figure(spec_src: str, heat_src: str, rows: Sequence[tuple[int, float]], seconds: float, heat_seconds: float,
-                words: Sequence[dict], pages: set[int], up: str = "../", width: int = 1100) -> str:
+                words: Sequence[dict], link: Callable[[int], str | None], width: int = 1100) -> str:
     """Spectrogram over a latent × time heatmap with word spans, as one SVG on one time axis.
 
-    ``seconds`` is the audio's length, ``heat_seconds`` the span of the heatmap's frames (they differ by
-    under a frame); each image is stretched to its own span."""
+    ``spec_src`` and ``heat_src`` are image hrefs relative to the page; ``link(latent)`` the href of a
+    latent's page or None. ``seconds`` is the audio's length, ``heat_seconds`` the span of the heatmap's
+    frames (they differ by under a frame); each image is stretched to its own span."""
     left, spec_h, row_h, words_h, axis_h = 96, 110, 20, 26, 24
     w = width - left - 8
     heat_y = spec_h + 4
@@ -224,19 +225,20 @@ def clip_figure(spec_src: str, heat_src: str, rows: Sequence[tuple[int, float]],
     height = words_y + (words_h if words else 0) + axis_h
     total = max(seconds, heat_seconds, 1e-9)
     sx = lambda t: left + w * t / total  # noqa: E731
-    parts = [f'<image href="{up}{esc(spec_src)}" x="{left}" y="0" width="{sx(seconds) - left:.1f}" height="{spec_h}" '
+    parts = [f'<image href="{esc(spec_src)}" x="{left}" y="0" width="{sx(seconds) - left:.1f}" height="{spec_h}" '
              f'preserveAspectRatio="none" '
              f'style="image-rendering:pixelated"/>',
              f'<text class="tick" x="{left - 6}" y="{spec_h / 2:.0f}" text-anchor="end">log-mel</text>']
     if rows:
-        parts.append(f'<image href="{up}{esc(heat_src)}" x="{left}" y="{heat_y}" width="{sx(heat_seconds) - left:.1f}" '
+        parts.append(f'<image href="{esc(heat_src)}" x="{left}" y="{heat_y}" width="{sx(heat_seconds) - left:.1f}" '
                      f'height="{heat_h}" '
                      f'preserveAspectRatio="none" style="image-rendering:pixelated"/>')
     for r, (latent, peak) in enumerate(rows):
         y = heat_y + r * row_h + row_h * 0.7
         label = f"#{latent}  {num(peak, 1)}"
         text = f'<text class="tick" x="{left - 6}" y="{y:.1f}" text-anchor="end">{esc(label)}</text>'
-        parts.append(f'<a href="{up}latents/{latent}.html">{text}</a>' if latent in pages else text)
+        href = link(latent)
+        parts.append(f'<a href="{esc(href)}">{text}</a>' if href else text)
     for word in words:
         x0, x1 = sx(word["start"]), sx(word["end"])
         parts.append(f'<rect class="word" x="{x0:.1f}" y="{words_y}" width="{max(x1 - x0, 1):.1f}" height="{words_h - 6}"/>'

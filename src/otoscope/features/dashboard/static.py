@@ -61,7 +61,19 @@ input.filter { font-size: 14px; padding: 5px 9px; width: 340px; border: 1px soli
 .tablewrap { max-height: 75vh; overflow: auto; margin-top: 8px; }
 .count { color: var(--muted); font-size: 13px; margin-left: 10px; }
 .heat { width: 100%; height: auto; display: block; }
+svg a text { fill: var(--link); }
 """
+
+FIGURE_CSS = """
+svg.heat { width: 100%; height: auto; display: block; margin: 6px 0; }
+svg.heat text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+svg.heat .axis { stroke: #9aa3b5; stroke-width: 1; }
+svg.heat .tick { font-size: 11px; fill: #5b6477; }
+svg.heat .word { fill: #eef2ff; stroke: #c7d2fe; }
+svg.heat .wordtext { font-size: 11px; fill: #1d2330; }
+svg.heat a text { fill: #2956b2; }
+"""
+"""The figure rules alone, for pages that have their own stylesheet (the report's feature section)."""
 
 JS = """
 (function () {
