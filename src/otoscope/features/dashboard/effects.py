@@ -97,15 +97,20 @@ def transcripts(model: "HookedAudioModel", clips: list) -> list[str]:
     return [t.text for t in model.transcribe(clips)]
 
 
-def ablate(model: "HookedAudioModel", sae: "SparseAutoencoder", hook: str, latent: int, clips: list,
-           clean: Sequence[str]) -> list[Ablation]:
-    """Transcribe ``clips`` with ``latent`` zeroed (SAE spliced with its error term); ``clean`` are the plain transcripts."""
+def zero_latent(latent: int):
+    """A hook for ``….hook_sae_acts`` that sets ``latent`` to 0 on every position."""
 
     def zero(z: torch.Tensor, hook_point) -> torch.Tensor:  # [batch, frames, d_sae]
         z = z.clone()
         z[..., latent] = 0.0
         return z
 
-    with model.add_sae(sae, hook, use_error_term=True), model.hooks([(f"{hook}.hook_sae_acts", zero)]):
+    return zero
+
+
+def ablate(model: "HookedAudioModel", sae: "SparseAutoencoder", hook: str, latent: int, clips: list,
+           clean: Sequence[str]) -> list[Ablation]:
+    """Transcribe ``clips`` with ``latent`` zeroed (SAE spliced with its error term); ``clean`` are the plain transcripts."""
+    with model.add_sae(sae, hook, use_error_term=True), model.hooks([(f"{hook}.hook_sae_acts", zero_latent(latent))]):
         ablated = transcripts(model, clips)
     return [Ablation(clip.name, c, a) for clip, c, a in zip(clips, clean, ablated)]
