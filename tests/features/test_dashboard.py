@@ -258,3 +258,17 @@ def test_latent_and_clip_pages_render(dashboard, tmp_path):
         pixels = np.asarray(Image.open(screenshot(page, tmp_path / f"{page.parent.name}.png", 1100, 900)).convert("RGB"))
         colourful = (pixels.max(axis=2).astype(int) - pixels.min(axis=2)) > 60  # spectrogram and heatmap colours
         assert colourful.mean() > 0.02
+
+
+def test_cli_builds_a_dashboard_and_reports_bad_input_in_one_line(tmp_path, features_dir, capsys):
+    from otoscope.cli.main import main
+
+    out = tmp_path / "dash"
+    assert main(["sae", "dashboard", str(features_dir), "--out", str(out), "--max-latents", "2", "--top", "2",
+                 "--per-quantile", "0", "--ablate", "0", "--neuronpedia", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 2 latent pages" in printed and (out / "neuronpedia" / "batch-0.json").is_file()
+    assert len(list((out / "latents").glob("*.html"))) == 2
+    assert main(["sae", "dashboard", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("otoscope: error:") and "otoscope sae features" in err and "\n" not in err
