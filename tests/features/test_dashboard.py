@@ -272,3 +272,21 @@ def test_cli_builds_a_dashboard_and_reports_bad_input_in_one_line(tmp_path, feat
     assert main(["sae", "dashboard", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("otoscope: error:") and "otoscope sae features" in err and "\n" not in err
+
+
+def test_without_spans_clip_pages_use_the_models_word_timestamps_when_it_has_them(tmp_path, features_dir, tiny_whisper,
+                                                                                  monkeypatch):
+    from types import SimpleNamespace
+
+    calls = []
+
+    def word_timestamps(audio):
+        calls.append(audio)
+        return SimpleNamespace(words=[SimpleNamespace(word=" hello", start=0.2, end=0.6, probability=1.0)])
+
+    monkeypatch.setattr(tiny_whisper, "word_timestamps", word_timestamps, raising=False)
+    config = DashboardConfig(**{**SMALL, "max_latents": 2, "ablate_latents": 0, "max_clip_pages": 1})
+    result = build_dashboard(features_dir, tmp_path / "dash", config, model=tiny_whisper)
+    page = (result.index.parent / "clips" / f"{result.clips[0]}.html").read_text()
+    assert len(calls) == 1 and page.count('class="word"') == 1 and ">hello<" in page
+    assert f'href="clips/{result.clips[0]}.html"' in result.index.read_text()

@@ -217,7 +217,7 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
         firing = sum(1 for r in features.latents.values() if r["frequency"] > 0)
         extra = "" if audio else ('<p class="note">This SAE reads a decoder hook: examples are text positions, so '
                                   "pages list them without audio snippets and show the latents' vocabulary effect.</p>")
-        (tmp / "index.html").write_text(pages.index_page(rows, features.meta, firing, extra), encoding="utf-8")
+        (tmp / "index.html").write_text(pages.index_page(rows, features.meta, firing, sorted(clip_set), extra), encoding="utf-8")
         summary = {"version": 1, "features": str(features_dir), "model": features.meta.get("model"), "hook": hook,
                    "sae": features.meta.get("sae"),
                    "latents": {str(i): {"page": f"latents/{i}.html", "max": features.latents[i]["max"],

@@ -283,8 +283,9 @@ def clip_page(clip: dict, index: int, audio_src: str, figure: str, rows: Sequenc
     return shell(PurePosixPath(name).name, subtitle, out, 1)
 
 
-def index_page(rows: list[dict], meta: dict, n_firing: int, extra: str = "") -> str:
-    """The latent table: sortable (click a header) and filterable (type words), one row per latent page."""
+def index_page(rows: list[dict], meta: dict, n_firing: int, clip_pages: Sequence[int] = (), extra: str = "") -> str:
+    """The latent table: sortable (click a header) and filterable (type words), one row per latent page;
+    ``clip_pages`` (clip indices) are listed under the overview."""
     head = [("latent", "num"), ("frequency", "num"), ("mean", "num"), ("max", "num"), ("top label", "text"),
             ("selectivity", "num"), ("explanation", "text")]
     body = []
@@ -303,6 +304,10 @@ def index_page(rows: list[dict], meta: dict, n_firing: int, extra: str = "") -> 
         ("clips", len(meta.get("clips") or [])), ("real frames", meta.get("frames"))])
     controls = ('<p><input id="filter" class="filter" type="search" placeholder="filter: words in any column…">'
                 '<span id="count" class="count"></span></p><p class="note">Click a column header to sort.</p>')
+    clips = meta.get("clips") or []
+    if clip_pages:
+        listed = "".join(f'<a href="clips/{c}.html">{esc(PurePosixPath(str(clips[c]["clip"])).name)}</a>' for c in clip_pages)
+        extra += f"<details><summary>{len(clip_pages)} clip pages (which latents fire when)</summary>{listed}</details>"
     out = section("Overview", f'<div class="stats">{stats}</div>{extra}') + section("Latents", controls + tab)
     subtitle = f"{esc(meta.get('model'))} · {esc(meta.get('hook'))} · SAE {esc(meta.get('sae'))}"
     return shell("Otoscope SAE dashboard", subtitle, out, 0)

@@ -27,7 +27,7 @@ th.sortable { cursor: pointer; user-select: none; }
 th.sortable::after { content: " \\2195"; color: #9aa3b5; }
 th.asc::after { content: " \\2191"; color: var(--ink); }
 th.desc::after { content: " \\2193"; color: var(--ink); }
-td.text, th.text { text-align: left; white-space: normal; max-width: 420px; }
+td.text, th.text { text-align: left; white-space: normal; max-width: 420px; overflow-wrap: anywhere; }
 tbody tr:hover { background: #fafbfd; }
 .stats { display: flex; flex-wrap: wrap; gap: 8px 26px; margin: 4px 0; }
 .stats div { font-size: 13px; color: var(--muted); }
@@ -60,8 +60,10 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif
 input.filter { font-size: 14px; padding: 5px 9px; width: 340px; border: 1px solid #c9cfdb; border-radius: 6px; }
 .tablewrap { max-height: 75vh; overflow: auto; margin-top: 8px; }
 .count { color: var(--muted); font-size: 13px; margin-left: 10px; }
+details { margin-top: 8px; font-size: 13px; }
+details a { margin-right: 12px; }
 .heat { width: 100%; height: auto; display: block; }
-svg a text { fill: var(--link); }
+svg a text.tick { fill: var(--link); }
 """
 
 FIGURE_CSS = """
@@ -71,7 +73,7 @@ svg.heat .axis { stroke: #9aa3b5; stroke-width: 1; }
 svg.heat .tick { font-size: 11px; fill: #5b6477; }
 svg.heat .word { fill: #eef2ff; stroke: #c7d2fe; }
 svg.heat .wordtext { font-size: 11px; fill: #1d2330; }
-svg.heat a text { fill: #2956b2; }
+svg.heat a text.tick { fill: #2956b2; }
 """
 """The figure rules alone, for pages that have their own stylesheet (the report's feature section)."""
 
