@@ -1,22 +1,43 @@
-"""Fixtures for the features tests: a brute-force features folder and a dashboard built from it, once per session."""
+"""Fixtures for the features tests: random SAEs whose latents fire at varied rates; a features folder and a
+dashboard built from it, once per session."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tests.features.synthetic import random_sae, write_features
+from otoscope.sae.config import SAEConfig
+from otoscope.sae.model import SparseAutoencoder
+from tests.features import synthetic
 
 SMALL = dict(top_examples=3, quantile_examples=1, clip_latents=6, ablate_latents=2, ablate_clips=1, progress=False)
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Single-threaded torch: the test machine is shared."""
+    """Run each test single-threaded (the CI machine is shared)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def random_sae(d_in: int, d_sae: int, hook: str, model: str, architecture: str = "relu", k: int = 4,
+               seed: int = 0) -> SparseAutoencoder:
+    """A random SAE whose encoder biases spread the latents from never firing to firing almost always."""
+    cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, k=k, hook_name=hook, model_name=model)
+    sae = SparseAutoencoder(cfg, seed=seed)
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(seed)
+        sae.W_enc.copy_(torch.randn(d_in, d_sae, generator=generator) / d_in**0.5)
+        sae.b_enc.copy_(torch.linspace(-3.0, 1.0, d_sae)[torch.randperm(d_sae, generator=generator)])
+    return sae
+
+
+@pytest.fixture(scope="session")
+def whisper_sae():
+    """A 48-latent ReLU SAE on block 1 of the tiny random Whisper (d_model 32)."""
+    return random_sae(32, 48, "encoder.blocks.1.hook_resid_post", "tiny-random-whisper")
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +47,8 @@ def features_dir(tmp_path_factory, manifest, tiny_whisper):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        sae = random_sae(root / "sae")
-        write_features(tiny_whisper, sae, root / "sae", [dict(r) for r in manifest], root / "feat")
+        sae = synthetic.random_sae(root / "sae")
+        synthetic.write_features(tiny_whisper, sae, root / "sae", [dict(r) for r in manifest], root / "feat")
     finally:
         torch.set_num_threads(before)
     return root / "feat"
