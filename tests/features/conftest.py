@@ -8,6 +8,7 @@ import torch
 
 from otoscope.sae.config import SAEConfig
 from otoscope.sae.model import SparseAutoencoder
+from tests.conftest import FIXTURES
 from tests.features import synthetic
 
 SMALL = dict(top_examples=3, quantile_examples=1, clip_latents=6, ablate_latents=2, ablate_clips=1, progress=False)
@@ -48,7 +49,7 @@ def features_dir(tmp_path_factory, manifest, tiny_whisper):
     torch.set_num_threads(1)
     try:
         sae = synthetic.random_sae(root / "sae")
-        synthetic.write_features(tiny_whisper, sae, root / "sae", [dict(r) for r in manifest], root / "feat")
+        synthetic.write_features(tiny_whisper, sae, root / "sae", FIXTURES / "manifest.jsonl", root / "feat")
     finally:
         torch.set_num_threads(before)
     return root / "feat"

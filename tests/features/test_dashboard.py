@@ -290,3 +290,22 @@ def test_without_spans_clip_pages_use_the_models_word_timestamps_when_it_has_the
     page = (result.index.parent / "clips" / f"{result.clips[0]}.html").read_text()
     assert len(calls) == 1 and page.count('class="word"') == 1 and ">hello<" in page
     assert f'href="clips/{result.clips[0]}.html"' in result.index.read_text()
+
+
+def test_long_clips_run_window_by_window(tiny_whisper, speech):
+    """A 31 s clip: its frames past 30 s come from a second window, as if that window were its own clip."""
+    import torch
+
+    from otoscope.audio.io import Clip
+    from otoscope.features.dashboard.activations import clip_codes
+    from tests.features.synthetic import random_sae
+
+    sae = random_sae(Path(tempfile.mkdtemp()) / "sae")
+    short = tiny_whisper.clips([speech[0]["path"]])[0]
+    head = np.zeros(30 * 16000, dtype=np.float32)
+    head[:len(short.samples)] = short.samples
+    long = Clip(np.concatenate([head, short.samples[:16000]]), 16000, "long")
+    code = clip_codes(tiny_whisper, sae, "encoder.blocks.1.hook_resid_post", [long])[0]
+    alone = clip_codes(tiny_whisper, sae, "encoder.blocks.1.hook_resid_post", [Clip(short.samples[:16000], 16000, "s")])[0]
+    assert code.shape[0] == 1500 + alone.shape[0]
+    assert torch.allclose(code[1500:], alone, atol=1e-5)

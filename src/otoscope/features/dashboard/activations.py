@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import numpy as np
 import torch
 
+from otoscope.audio.io import split_windows
+
 if TYPE_CHECKING:
     from otoscope.models.hooked import HookedAudioModel
     from otoscope.sae.model import SparseAutoencoder
@@ -38,11 +40,22 @@ class ClipRun:
 
 
 def clip_codes(model: "HookedAudioModel", sae: "SparseAutoencoder", hook: str, clips: list) -> list[torch.Tensor]:
-    """``[frames, d_sae]`` latent activations on each clip's real frames, in one batched forward."""
+    """``[frames, d_sae]`` latent activations on each clip's real frames, in one batched forward.
+
+    A clip longer than a fixed input window (Whisper's 30 s) runs as consecutive windows whose frames are
+    concatenated, so frame ``f`` of the result is frame ``f`` of the whole clip.
+    """
+    window = model.geometry.window_samples
+    pieces, owner = [], []
+    for i, clip in enumerate(clips):
+        parts = split_windows(clip, window) if window and len(clip.samples) > window else [clip]
+        pieces += parts
+        owner += [i] * len(parts)
     name = f"{hook}.hook_sae_acts"
     with torch.no_grad(), model.add_sae(sae, hook):
-        _, cache = model.run_with_cache(clips, names_filter=name)
-    return [cache.real(name, b).float().cpu() for b in range(len(clips))]
+        _, cache = model.run_with_cache(pieces, names_filter=name)
+    codes = [cache.real(name, b).float().cpu() for b in range(len(pieces))]
+    return [torch.cat([c for c, o in zip(codes, owner) if o == i]) for i in range(len(clips))]
 
 
 def run_clips(model: "HookedAudioModel", sae: "SparseAutoencoder", hook: str, paths: Mapping[int, Path],

@@ -79,8 +79,8 @@ def _plan(features: FeaturesFile, chosen: list[int], config: DashboardConfig):
     for i in chosen:
         record = features.latents[i]
         top = list(record["top"][:config.top_examples])
-        groups = [(float(g["lo"]), float(g["hi"]), list(g.get("examples", [])[:config.quantile_examples]))
-                  for g in reversed(record.get("quantiles") or [])]
+        groups = sorted(((float(g["lo"]), float(g["hi"]), list(g.get("examples", [])[:config.quantile_examples]))
+                         for g in record.get("quantiles") or []), key=lambda g: -g[1])  # strongest group first
         shown[i] = (top, [g for g in groups if g[2]])
         for ex in top + [e for g in groups for e in g[2]]:
             c, f = _key(ex)
@@ -141,6 +141,9 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
         sae_path = config.sae or Path(features.meta["sae"])
         if not sae_path.is_dir() and (Path(features_dir) / sae_path).is_dir():
             sae_path = Path(features_dir) / sae_path
+        if not sae_path.is_dir():
+            raise OtoscopeError(f"the SAE folder named in {Path(features_dir) / FEATURES_FILE} ({features.meta['sae']}) "
+                                "is not there; pass --sae SAE_DIR.")
         sae = load_sae(sae_path, device=config.device)
     hook, geometry = features.hook, model.geometry
     audio = not features.is_decoder()  # decoder positions are text tokens: no audio snippets or clip heatmaps
