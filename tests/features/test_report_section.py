@@ -4,7 +4,6 @@ links into a dashboard, escaping."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -167,8 +167,8 @@ def effect_html(effect: VocabEffect | list[Ablation] | None, note: str) -> str:
     if effect:
         rows = [[esc(PurePosixPath(a.clip).name), esc(a.clean), f'<span class="{"changed" if a.changed else ""}">'
                  f"{esc(a.ablated)}</span>", num(a.wer, 2)] for a in effect]
-        return (f'<p class="note">Transcripts of the latent\'s top clips with the latent zeroed on every frame (SAE '
-                f'spliced with its error term, so only this latent changes).</p>'
+        return ('<p class="note">Transcripts of the latent\'s top clips with the latent zeroed on every frame (SAE '
+                'spliced with its error term, so only this latent changes).</p>'
                 + table([("clip", "text"), ("transcript", "text"), ("latent zeroed", "text"), ("WER", "num")], rows))
     return f'<p class="note">{esc(note)}</p>'
 
