@@ -144,12 +144,13 @@ def latent_link(index: int, pages: set[int], up: str = "../") -> str:
     return f'<a href="{up}latents/{index}.html">#{index}</a>' if index in pages else f"#{index}"
 
 
-def label_table(labels: dict) -> str:
-    """Per label key: counts among the top activations and selectivity of each value, best first."""
+def label_table(labels: dict, per_key: int = 10) -> str:
+    """Per label key: counts among the top activations and selectivity of its ``per_key`` most selective values."""
     rows = []
     for key, stats in labels.items():
         counts, sel = stats.get("top_counts") or {}, stats.get("selectivity") or {}
-        for value in sorted(set(counts) | set(sel), key=lambda v: -(sel.get(v) or 0)):
+        values = sorted(set(counts) | set(sel), key=lambda v: (-(sel.get(v) or 0), -counts.get(v, 0), str(v)))
+        for value in values[:per_key]:
             best = " ★" if value == stats.get("best") else ""
             rows.append([esc(key), esc(value) + best, num(counts.get(value, 0)), num(sel.get(value), 2)])
     if not rows:
