@@ -65,3 +65,26 @@ def test_decoder_hook_dashboard_lists_examples_and_vocabulary(tmp_path, features
     assert "promoted" in page and "suppressed" in page and "W_U" in page
     assert result.clips == [] and result.snippets == 0 and "<audio" not in page
     assert "decoder hook" in result.index.read_text()
+
+
+def test_ablating_the_residuals_main_direction_breaks_the_real_transcript(tiny_en, speech):
+    """whisper-tiny.en: a 2-latent SAE reading ±(mean residual direction) at block 2. Removing the latent that
+    carries that direction wrecks the transcript; removing its mirror (which never fires) changes nothing."""
+    from otoscope.sae.config import SAEConfig
+    from otoscope.sae.model import SparseAutoencoder
+
+    hook = "encoder.blocks.2.hook_resid_post"
+    clips = tiny_en.clips([speech[1]["path"]])
+    _, cache = tiny_en.run_with_cache(clips, names_filter=hook)
+    u = cache.real(hook, 0).mean(0)
+    u = u / u.norm()
+    sae = SparseAutoencoder(SAEConfig(d_in=u.numel(), d_sae=2, architecture="relu", hook_name=hook))
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.stack([u, -u], 1))
+        sae.W_dec.copy_(torch.stack([u, -u], 0))
+        sae.b_dec.zero_()
+    clean = transcripts(tiny_en, clips)
+    assert clean == ["My name is John and I live in London."]
+    carrying, mirror = (ablate(tiny_en, sae, hook, i, clips, clean)[0] for i in (0, 1))
+    assert carrying.changed and carrying.wer > 0.5
+    assert not mirror.changed
