@@ -8,7 +8,8 @@ any number of ranks and any order of merging. Entries carry the key and one floa
 
 A batch merge gathers the current best of the groups the batch touches, appends the batch's entries and
 re-selects with three stable sorts (key, then score, then group): ``O(nnz log nnz)`` per batch with no loop
-over latents, and the ``[groups, k]`` state never grows.
+over latents, and the ``[groups, k]`` state never grows. Entries worse than their group's current k-th are
+dropped first, so once the selections fill, most of a batch never reaches the sort.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def unpack_key(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def priority(key: torch.Tensor, group: torch.Tensor, seed: int) -> torch.Tensor:
     """A pseudo-random int64 in ``[0, 2³¹)`` per entry, a function of ``(key, group, seed)`` only (so every
-    rank and every batching draws the same sample). Products stay below 2⁶³: no overflow."""
-    mod = (1 << 31) - 1
-    h = (key % mod) ^ ((group.to(torch.int64) * 40503 + seed * 69069 + 12345) % mod)
-    for mult in (1103515245, 2654435761 % mod, 1664525):
-        h = (h * mult + 1013904223) % mod
-        h = h ^ (h >> 13)
+    rank and every batching draws the same sample): multiply-xorshift rounds masked to 31 bits, whose
+    products stay below 2⁶³ (no overflow)."""
+    mask = (1 << 31) - 1
+    h = ((key ^ (key >> 31)) & mask) ^ ((group.to(torch.int64) * 40503 + seed * 69069 + 12345) & mask)
+    for mult in (1103515245, 2654435761, 1664525):
+        h = ((h * mult + 1013904223) >> 3) & mask
+        h ^= h >> 13
     return h
 
 
@@ -70,6 +72,11 @@ def _order(group: torch.Tensor, score: torch.Tensor, key: torch.Tensor, descendi
 def merge(best: Best, group: torch.Tensor, score: torch.Tensor, key: torch.Tensor, payload: torch.Tensor,
           descending: bool) -> None:
     """Merge entries ``(group, score, key, payload)`` (``[nnz]`` each) into ``best`` in place."""
+    score = score.to(torch.float64)
+    last = best.score[group, -1]  # the group's current worst kept entry (±inf while it has room)
+    fits = score >= last if descending else score <= last  # ties may still enter: the key decides below
+    if not bool(fits.all()):
+        group, score, key, payload = group[fits], score[fits], key[fits], payload[fits]
     if group.numel() == 0:
         return
     k = best.key.shape[1]
@@ -80,7 +87,7 @@ def merge(best: Best, group: torch.Tensor, score: torch.Tensor, key: torch.Tenso
     # Batch entries' group → position in `touched`
     position = torch.searchsorted(touched, group)
     g = torch.cat([rows[valid], position])
-    s = torch.cat([best.score[touched][valid], score.to(torch.float64)])
+    s = torch.cat([best.score[touched][valid], score])
     kk = torch.cat([cur_key[valid], key])
     p = torch.cat([best.payload[touched][valid], payload.to(torch.float32)])
     idx = _order(g, s, kk, descending)

@@ -13,7 +13,8 @@ row's clip and frame) and adds, per latent:
   groups are whole bins: a bin holding more than a decile leaves the next group(s) empty) and each group's
   examples are the lowest-priority samples of its bins;
 * co-activation: ``C[i, j]`` = frames where latents i and j both fire, the Gram matrix of the firing
-  indicators, built from each row's active pairs (``Σ_rows nnz_row²`` scatter-adds, no dense product);
+  indicators, built from each row's active pairs (``nnz_row(nnz_row − 1)/2`` scatter-adds per row, from a
+  ``[rows, k]`` index table for TopK codes; no dense product);
 * with labels, per key and class: the activation sum on frames of that class (selectivity);
 * with word spans, per latent: Σa, Σa² and ``Σ_spans (Σ_{f∈s} a_f)² / |s|`` over frames inside spans
   (temporal consistency, see :class:`otoscope.features.result.FeatureStats`).
@@ -48,7 +49,8 @@ class FeatureAccumulator:
         self.hist = torch.zeros(d_sae, bins, dtype=torch.int64)
         self.top = select.empty(d_sae, config.top_n, descending=True)
         self.sample = select.empty(d_sae * bins, config.per_quantile, descending=False)
-        self.coact = torch.zeros(d_sae, d_sae, dtype=torch.int32) if config.coactivation else None
+        self.coact = torch.zeros(d_sae + 1, d_sae + 1, dtype=torch.int32) if config.coactivation else None
+        """Pair counts, each unordered pair at ``[a, b]`` or ``[b, a]``; row/column ``d_sae`` is padding."""
         self.class_sum = {k: torch.zeros(d_sae, len(self.labels.classes[k]), dtype=torch.float64) for k in self.labels.keys}
         self.class_frames = {k: torch.zeros(len(self.labels.classes[k]), dtype=torch.int64) for k in self.labels.keys}
         self.span_frames = torch.zeros((), dtype=torch.int64)
@@ -84,14 +86,26 @@ class FeatureAccumulator:
         return bins.clamp_(0, self.hist.shape[1] - 1)
 
     def _coactivation(self, rows: torch.Tensor, latents: torch.Tensor, n: int) -> None:
+        """Count each unordered pair of latents active on the same row once, at ``[a, b]`` or ``[b, a]``
+        (symmetrised at the end). Rows are padded to the longest with the spare latent ``d_sae``."""
         per_row = torch.bincount(rows, minlength=n)  # [n] active latents per row
+        width = int(per_row.max()) if n else 0
+        if width < 2:
+            return
         starts = per_row.cumsum(0) - per_row
-        m = per_row[rows]  # [nnz] each entry pairs with its row's m entries
-        left = torch.repeat_interleave(torch.arange(len(rows)), m)  # [pairs]
-        block = torch.repeat_interleave(m.cumsum(0) - m, m)
-        right = starts[rows[left]] + (torch.arange(len(left)) - block)
-        flat = latents[left] * self.d_sae + latents[right]
-        self.coact.view(-1).index_put_((flat,), torch.ones(1, dtype=torch.int32).expand(len(flat)), accumulate=True)
+        if n * width * width > 4 * int((per_row * per_row).sum()) + 4096:  # a few dense rows: pairs row by row
+            m = per_row[rows]  # [nnz] each entry meets its row's m entries
+            left = torch.repeat_interleave(torch.arange(len(rows)), m)
+            right = starts[rows[left]] + torch.arange(len(left)) - torch.repeat_interleave(m.cumsum(0) - m, m)
+            keep = right > left
+            flat = latents[left[keep]] * (self.d_sae + 1) + latents[right[keep]]
+            self.coact.view(-1).index_add_(0, flat, torch.ones(1, dtype=torch.int32).expand(len(flat)))
+            return
+        padded = torch.full((n, width), self.d_sae, dtype=torch.int64)  # [n, width]
+        padded[rows, torch.arange(len(rows)) - starts[rows]] = latents
+        a, b = torch.triu_indices(width, width, 1)
+        flat = (padded[:, a] * (self.d_sae + 1) + padded[:, b]).reshape(-1)  # [n · width(width-1)/2]
+        self.coact.view(-1).index_add_(0, flat, torch.ones(1, dtype=torch.int32).expand(len(flat)))
 
     def _labels(self, rows, latents, values, clips, frames) -> None:
         classes, span = self.labels.rows(clips, frames)
@@ -184,16 +198,27 @@ class FeatureAccumulator:
         score = torch.zeros(self.d_sae, top, dtype=torch.float32)
         if self.coact is None or top <= 0:
             return index, score
-        n = self.count.to(torch.float64)
+        n = self.count.to(torch.float32)
+        window = min(top + 8, self.d_sae)
         for start in range(0, self.d_sae, chunk):
-            both = self.coact[start : start + chunk].to(torch.float64)  # [c, d_sae]
-            union = n[start : start + chunk, None] + n[None, :] - both
-            jac = torch.where(union > 0, both / union.clamp_min(1), torch.zeros_like(both))
+            end = min(start + chunk, self.d_sae)
+            both = (self.coact[start:end, : self.d_sae] + self.coact[: self.d_sae, start:end].T).to(torch.float32)
+            # [c, d_sae] frames where both fire (exact below 2^24 frames); the diagonal is unused
+            union = (n[start : start + chunk, None] + n[None, :]).sub_(both).clamp_min_(1)
+            jac = both.div_(union)  # 0 where neither fires
             jac[torch.arange(len(jac)), torch.arange(start, start + len(jac))] = 0.0
-            order = torch.argsort(jac, dim=1, descending=True, stable=True)[:, :top]
-            best = jac.gather(1, order)
-            index[start : start + chunk] = torch.where(best > 0, order, torch.full_like(order, -1))
-            score[start : start + chunk] = best.to(torch.float32)
+            vals, cols = jac.topk(window, dim=1)  # [c, window]; the order of ties is unspecified…
+            order = cols.argsort(dim=1)
+            vals, cols = vals.gather(1, order), cols.gather(1, order)
+            order = vals.argsort(dim=1, descending=True, stable=True)  # … so: score desc, then index asc
+            vals, cols = vals.gather(1, order), cols.gather(1, order)
+            spill = ((vals[:, top - 1] == vals[:, -1]) & (vals[:, top - 1] > 0)).nonzero().squeeze(1)
+            for r in spill.tolist():  # a tie at the cut may continue past the window: order the whole row
+                full = torch.argsort(jac[r], descending=True, stable=True)[:window]
+                vals[r], cols[r] = jac[r, full], full
+            vals, cols = vals[:, :top], cols[:, :top]
+            index[start : start + chunk] = torch.where(vals > 0, cols, torch.full_like(cols, -1))
+            score[start : start + chunk] = vals
         return index, score
 
     def selectivity(self, key: str, cap: float) -> torch.Tensor:
