@@ -309,3 +309,16 @@ def test_long_clips_run_window_by_window(tiny_whisper, speech):
     alone = clip_codes(tiny_whisper, sae, "encoder.blocks.1.hook_resid_post", [Clip(short.samples[:16000], 16000, "s")])[0]
     assert code.shape[0] == 1500 + alone.shape[0]
     assert torch.allclose(code[1500:], alone, atol=1e-5)
+
+
+def test_a_features_file_from_another_sae_is_flagged(tmp_path, features_dir, tiny_whisper):
+    folder = tmp_path / "feat"
+    shutil.copytree(features_dir, folder)
+    doc = json.loads((folder / "features.json").read_text())
+    for record in doc["latents"]:
+        for ex in record["top"]:
+            ex["value"] *= 2  # as if computed by another SAE
+    (folder / "features.json").write_text(json.dumps(doc))
+    config = DashboardConfig(**{**SMALL, "max_latents": 2, "ablate_latents": 0})
+    with pytest.warns(UserWarning, match="differ from features.json"):
+        build_dashboard(folder, tmp_path / "dash", config, model=tiny_whisper)

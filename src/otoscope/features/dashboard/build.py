@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from otoscope._io import atomic_dir
@@ -92,22 +93,16 @@ def _plan(features: FeaturesFile, chosen: list[int], config: DashboardConfig):
     return shown, wanted, frames, clip_pages
 
 
-def _window(run: ClipRun, latent: int, snippet: snippets.Snippet, geometry) -> tuple[list[int], list[tuple[float, float]]]:
-    """Frames of ``run`` whose centres fall inside the snippet, and ``(x in [0,1], activation)`` for each."""
-    trace = run.traces.get(latent)
-    if trace is None:
-        return [], []
+def _window(n_frames: int, snippet: snippets.Snippet, geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (of a clip with ``n_frames`` real frames) whose centres fall inside the snippet — half-open, so
+    a 1 s snippet holds 50 Whisper frames with the example's in the middle — and their x in [0, 1)."""
     length = 2 * snippets.SNIPPET_HALF_SECONDS
-    first = max(0, math.ceil(geometry.convert(snippet.start, "seconds", "frames") - 1))
-    out_frames, out = [], []
-    for f in range(first, run.frames):
-        x = (snippets.frame_centre(f, geometry) - snippet.start) / length
-        if x >= 1 - 1e-9:  # half-open [start, end): 50 frames per second of snippet, the example's in the middle
-            break
-        if x >= -1e-9:
-            out_frames.append(f)
-            out.append((round(x, 4), float(trace[f])))
-    return out_frames, out
+    first = max(0, math.floor(geometry.convert(snippet.start, "seconds", "frames")) - 1)
+    last = min(n_frames, first + int(math.ceil(length * geometry.frame_rate)) + 3)
+    frames = np.arange(first, last)
+    xs = (np.array([snippets.frame_centre(int(f), geometry) for f in frames]) - snippet.start) / length
+    keep = (xs >= -1e-9) & (xs < 1 - 1e-9)
+    return frames[keep], xs[keep]
 
 
 def _words(features: FeaturesFile, spans: dict, clip: dict, path: Path, model, config: DashboardConfig) -> list[dict]:
@@ -158,7 +153,9 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
         (tmp / "clips").mkdir()
         (tmp / "assets" / "dashboard.css").write_text(CSS, encoding="utf-8")
         (tmp / "assets" / "dashboard.js").write_text(JS, encoding="utf-8")
-        cards: dict[tuple[int, int, int], pages.Card] = {}  # (latent, clip, frame) → card
+        # kept until the pages are written: per snippet its frames, per (latent, snippet) float32 values only
+        windows: dict[tuple[int, int], tuple[str, np.ndarray, np.ndarray]] = {}  # (clip, frame) → stem, frames, x
+        values: dict[tuple[int, int, int], np.ndarray] = {}  # (latent, clip, frame) → activation per window frame
         worst = 0.0
         bar = tqdm(total=len(paths), desc="clips", unit="clip", disable=not config.progress or not paths)
         for run in run_clips(model, sae, hook, paths, wanted, config.clip_latents if config.clip_latents else 0,
@@ -170,9 +167,10 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
                 stem = snippet_stem(c, f)
                 snippets.write_audio(tmp / f"{stem}.flac", snip.samples, run.sample_rate)
                 snippets.write_spectrogram(tmp / f"{stem}.png", snippets.window(db, snip.start), float(db.max()))
+                frames, xs = _window(run.frames, snip, geometry)
+                windows[(c, f)] = (stem, frames, xs)
                 for latent in latents:
-                    frames, trace = _window(run, latent, snip, geometry)
-                    cards[(latent, c, f)] = pages.Card({}, stem, trace, f"clips/{c}.html" if c in clip_set else None, frames)
+                    values[(latent, c, f)] = run.traces[latent][frames].astype(np.float32)
             if c in clip_set:
                 _clip_page(tmp, features, spans, run, db, page_set, model, config)
             bar.update(1)
@@ -180,15 +178,16 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
 
         def card(latent: int, ex: dict) -> pages.Card:
             c, f = _key(ex)
-            made = cards.get((latent, c, f))
-            if made is None:  # decoder hooks: text positions, no snippet
+            if (c, f) not in windows:  # decoder hooks: text positions, no snippet
                 return pages.Card(ex, None, [], None)
-            made = pages.Card(ex, made.stem, made.trace, made.clip_page, made.frames)
+            stem, frames, xs = windows[(c, f)]
+            vals = values[(latent, c, f)]
             nonlocal worst
-            at = dict(zip(made.frames, (v for _, v in made.trace))).get(f)
-            if at is not None:
-                worst = max(worst, abs(at - float(ex["value"])) / max(abs(float(ex["value"])), 1e-6))
-            return made
+            at = vals[frames == f]
+            if at.size:
+                worst = max(worst, abs(float(at[0]) - float(ex["value"])) / max(abs(float(ex["value"])), 1e-6))
+            return pages.Card(ex, stem, list(zip(xs.round(4).tolist(), vals.tolist())),
+                              f"clips/{c}.html" if c in clip_set else None, frames.tolist())
 
         effects, notes = _effects(model, sae, hook, features, chosen, shown, paths, config)
         np_dir = tmp / "neuronpedia" if config.neuronpedia else None
@@ -235,8 +234,6 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
 
 def _clip_page(tmp: Path, features: FeaturesFile, spans: dict, run: ClipRun, db, page_set: set[int], model,
                config: DashboardConfig) -> None:
-    import numpy as np
-
     c = run.clip_index
     clip = features.clips[c]
     seconds = len(run.samples) / run.sample_rate
