@@ -322,3 +322,17 @@ def test_a_features_file_from_another_sae_is_flagged(tmp_path, features_dir, tin
     config = DashboardConfig(**{**SMALL, "max_latents": 2, "ablate_latents": 0})
     with pytest.warns(UserWarning, match="differ from features.json"):
         build_dashboard(folder, tmp_path / "dash", config, model=tiny_whisper)
+
+
+def test_histogram_bars_match_the_counts_and_sit_in_their_bins():
+    from otoscope.features.dashboard.pages import histogram_svg
+
+    edges = [e / 10 for e in range(-40, 41)]  # 80 bins of 0.1 decade
+    counts = [0] * 80
+    counts[40], counts[42] = 7, 3  # 1.0–1.26 and 1.58–2.0
+    svg = histogram_svg(counts, edges)
+    bars = re.findall(r'<rect class="bar" x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="([\d.]+)"><title>([^<]*)</title>', svg)
+    assert [b[3] for b in bars] == ["1.000–1.259: 7", "1.585–1.995: 3"]
+    assert float(bars[0][2]) / float(bars[1][2]) == pytest.approx(7 / 3, rel=1e-2)
+    assert float(bars[0][0]) < float(bars[1][0])
+    assert "1e0" in svg and "1e-3" not in svg  # zoomed on the occupied decades

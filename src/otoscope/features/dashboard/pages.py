@@ -102,6 +102,11 @@ def histogram_svg(counts: Sequence[float], edges: Sequence[float], width: int = 
     """Bars of ``counts`` over log10 activation ``edges`` (len(edges) = len(counts) + 1), in SVG."""
     if not counts or len(edges) != len(counts) + 1:
         return '<p class="note">No histogram in the features file.</p>'
+    filled = [j for j, c in enumerate(counts) if c > 0]
+    if filled:  # zoom on the occupied bins, with as many empty ones (at least 5) each side
+        pad = max(5, filled[-1] - filled[0] + 1)
+        a, b = max(0, filled[0] - pad), min(len(counts), filled[-1] + 1 + pad)
+        counts, edges = list(counts[a:b]), list(edges[a:b + 1])
     left, bottom, top, right = 44, 30, 8, 10
     w, h = width - left - right, height - bottom - top
     peak = max(max(counts), 1)
@@ -116,10 +121,11 @@ def histogram_svg(counts: Sequence[float], edges: Sequence[float], width: int = 
         bars.append(f'<rect class="bar" x="{x0:.1f}" y="{top + h - bh:.1f}" width="{max(x1 - x0 - 0.5, 0.5):.1f}" '
                     f'height="{bh:.1f}"><title>{num(10 ** a, 3)}–{num(10 ** b, 3)}: {int(c)}</title></rect>')
     ticks = []
-    for e in range(math.ceil(lo), math.floor(hi) + 1):
+    decades = [(e, f"1e{e}") for e in range(math.ceil(lo), math.floor(hi) + 1)]
+    for e, label in decades or [(lo, num(10 ** lo, 3)), (hi, num(10 ** hi, 3))]:
         x = left + w * (e - lo) / span
         ticks.append(f'<line class="axis" x1="{x:.1f}" y1="{top + h}" x2="{x:.1f}" y2="{top + h + 4}"/>'
-                     f'<text class="tick" x="{x:.1f}" y="{top + h + 16}" text-anchor="middle">1e{e}</text>')
+                     f'<text class="tick" x="{x:.1f}" y="{top + h + 16}" text-anchor="middle">{label}</text>')
     return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
             f'aria-label="activation density">{"".join(bars)}'
             f'<line class="axis" x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}"/>{"".join(ticks)}'
