@@ -107,3 +107,17 @@ def test_padding_frames_never_count(tiny_whisper, manifest):
     assert stats.frames == int(mask.sum())
     assert float(stats.columns["frequency"][0]) == 0.0 and float(stats.columns["max"][0]) == 0.0
     assert stats.latent(0)["top"] == [] and stats.latent(0)["quantiles"] == []
+
+
+def test_long_clip_windows_number_frames_from_the_clip_start(tiny_whisper, whisper_sae, manifest):
+    import numpy as np
+
+    from otoscope.audio.io import to_clip
+
+    piece = to_clip(manifest[1]["path"], 16000).samples
+    long = np.concatenate([piece] * 11)[: 16000 * 32]  # 32 s: a full 30 s window and 2 s more
+    stats = feature_stats(tiny_whisper, whisper_sae, [long], FeaturesConfig(progress=False))
+    geometry = tiny_whisper.geometry
+    assert stats.clips[0]["frames"] == geometry.n_frames(16000 * 30) + geometry.n_frames(16000 * 2) == 1600
+    assert stats.clips[0]["seconds"] == pytest.approx(32.0)
+    assert int(stats.columns["top_frame"].max()) >= 1500  # frames of the second window follow the first

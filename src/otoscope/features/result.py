@@ -102,44 +102,44 @@ class FeatureStats:
             entry["labels"] = self._labels_at(clip, frame)
         return entry
 
-    def top(self, latent: int) -> list[dict]:
+    def _lists(self) -> dict[str, list]:
+        """Every column as nested Python lists (one conversion for the whole JSON)."""
+        return {name: column.tolist() for name, column in self.columns.items()}
+
+    def top(self, latent: int, lists: dict | None = None) -> list[dict]:
         """The top activations of ``latent``, highest first."""
-        c = self.columns
-        clips, frames, values = (c[n][latent].tolist() for n in ("top_clip", "top_frame", "top_value"))
+        c = lists or self._lists()
+        clips, frames, values = (c[n][latent] for n in ("top_clip", "top_frame", "top_value"))
         return [self._entry(k, f, v) for k, f, v in zip(clips, frames, values) if k >= 0]
 
-    def quantiles(self, latent: int) -> list[dict]:
-        """Non-empty quantile groups of ``latent``, strongest first."""
-        c = self.columns
-        lo, hi = c["quantile_lo"][latent].tolist(), c["quantile_hi"][latent].tolist()
-        clips, frames, values = (c[n][latent].tolist() for n in ("quantile_clip", "quantile_frame", "quantile_value"))
-        out = []
-        for q in reversed(range(len(lo))):
-            if math.isnan(lo[q]):
-                continue
-            examples = sorted((self._entry(k, f, v) for k, f, v in zip(clips[q], frames[q], values[q]) if k >= 0),
-                              key=lambda e: (-e["value"], e["clip_index"], e["frame"]))
-            out.append({"lo": lo[q], "hi": hi[q], "examples": examples})
-        return out
+    def quantiles(self, latent: int, lists: dict | None = None) -> list[dict]:
+        """Non-empty quantile groups of ``latent``, strongest first (examples by value, highest first)."""
+        c = lists or self._lists()
+        lo, hi = c["quantile_lo"][latent], c["quantile_hi"][latent]
+        clips, frames, values = (c[n][latent] for n in ("quantile_clip", "quantile_frame", "quantile_value"))
+        return [{"lo": lo[q], "hi": hi[q],
+                 "examples": [self._entry(k, f, v) for k, f, v in zip(clips[q], frames[q], values[q]) if k >= 0]}
+                for q in reversed(range(len(lo))) if not math.isnan(lo[q])]
 
-    def latent(self, i: int) -> dict:
+    def latent(self, i: int, lists: dict | None = None) -> dict:
         """One latent's entry of ``features.json``."""
-        c = self.columns
-        coact = [{"index": j, "score": s} for j, s in zip(c["coactivation_index"][i].tolist(),
-                                                           c["coactivation_score"][i].tolist()) if j >= 0]
-        return {"index": i, "frequency": float(c["frequency"][i]), "mean": float(c["mean"][i]), "max": float(c["max"][i]),
-                "histogram": c["histogram"][i].tolist(), "top": self.top(i), "quantiles": self.quantiles(i),
+        c = lists or self._lists()
+        coact = [{"index": j, "score": s} for j, s in zip(c["coactivation_index"][i], c["coactivation_score"][i])
+                 if j >= 0]
+        return {"index": i, "frequency": c["frequency"][i], "mean": c["mean"][i], "max": c["max"][i],
+                "histogram": c["histogram"][i], "top": self.top(i, c), "quantiles": self.quantiles(i, c),
                 "coactivation": coact, "labels": self.label_stats[i] if self.label_stats else {},
                 "temporal_consistency": _num(c["temporal_consistency"][i]),
                 "explanation": self.explanations[i] if self.explanations else None}
 
     def to_json(self) -> dict:
         """The ``features.json`` structure (the shared contract, version 1)."""
+        lists = self._lists()
         return {"version": 1, "sae": self.sae, "hook": self.hook, "model": self.model, "d_sae": self.d_sae,
                 "frames": self.frames, "top_n": self.top_n, "frames_per_second": self.frames_per_second,
                 "clips": self.clips, "label_keys": self.label_keys,
                 "histogram": {"edges": self.columns["edges"].tolist()},
-                "latents": [self.latent(i) for i in range(self.d_sae)]}
+                "latents": [self.latent(i, lists) for i in range(self.d_sae)]}
 
     def to_frame(self):
         """A pandas DataFrame, one row per latent: index, frequency, mean, max, the top value, the best
@@ -170,7 +170,7 @@ class FeatureStats:
         with atomic_path(folder / TENSOR_FILE) as tmp:
             save_file({k: v.contiguous() for k, v in self.columns.items()}, str(tmp),
                       metadata={"sae": self.sae, "hook": self.hook, "model": self.model})
-        write_text_atomic(folder / JSON_FILE, json.dumps(self.to_json(), allow_nan=False))
+        write_text_atomic(folder / JSON_FILE, json.dumps(self.to_json(), allow_nan=False, separators=(",", ":")))
         return folder
 
     @classmethod

@@ -203,6 +203,9 @@ def _finish(acc: FeatureAccumulator, model, hook: str, sae_name: str, clips: lis
     empty = acc.top.key == EMPTY_KEY
     lo, hi, examples = acc.quantile_groups()
     Q, P = acc.config.quantiles, acc.config.per_quantile
+    order = torch.argsort(examples.key, dim=1, stable=True)  # show each group's examples by value, then clip, frame
+    order = order.gather(1, torch.argsort(examples.payload.gather(1, order), dim=1, descending=True, stable=True))
+    examples = type(examples)(*(t.gather(1, order) for t in examples))
     q_clip, q_frame = unpack_key(examples.key)
     q_empty = examples.key == EMPTY_KEY
     co_index, co_score = acc.coactivation(acc.config.coactivation_top)
