@@ -1,4 +1,4 @@
-"""``otoscope sae extract | train | eval | features``: parse, call :mod:`otoscope.sae`, print.
+"""``otoscope sae extract | train | eval | features | dashboard``: parse, call :mod:`otoscope.sae`, print.
 
 Wire into the main command with ``otoscope.cli.sae.register(subparsers)``; ``python -m otoscope.cli.sae``
 runs the same subcommands on their own (handy under ``torchrun``).
@@ -209,6 +209,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_features)
+
+    from otoscope.cli import dashboard as dashboard_cli
+    dashboard_cli.register(sub)
     return sae
 
 
