@@ -1,4 +1,4 @@
-"""``otoscope sae extract | train | eval``: parse, call :mod:`otoscope.sae`, print.
+"""``otoscope sae extract | train | eval | features``: parse, call :mod:`otoscope.sae`, print.
 
 Wire into the main command with ``otoscope.cli.sae.register(subparsers)``; ``python -m otoscope.cli.sae``
 runs the same subcommands on their own (handy under ``torchrun``).
@@ -107,8 +107,31 @@ def _cmd_eval(args) -> None:
         print(f"wrote {out / 'eval.json'} and {out / 'density.png'}", file=sys.stderr)
 
 
+def _cmd_features(args) -> None:
+    from otoscope.features import FeaturesConfig, feature_stats
+    from otoscope.models.hooked import load
+    from otoscope.sae.distributed import setup
+    from otoscope.sae.format import load_sae
+
+    config = FeaturesConfig(top_n=args.top, labels=args.labels, spans=args.spans, hook=args.hook,
+                            batch_size=args.batch_size, max_clips=args.max_clips,
+                            coactivation=not args.no_coactivation, progress=not args.quiet)
+    info = setup("gloo")  # the statistics are combined as CPU tensors, on GPU runs too
+    sae = load_sae(args.sae_dir, device=_device(args.device))
+    name = args.model or sae.cfg.model_name
+    if name is None:
+        raise OtoscopeError(f"{args.sae_dir} does not name its model; pass --model.")
+    model = load(name, device=_device(args.device))
+    stats = feature_stats(model, sae, args.data, config, sae_name=str(args.sae_dir))
+    if info.main:
+        stats.save(args.out)
+        frequency = stats.columns["frequency"]
+        print(f"wrote {args.out / 'features.json'}: {stats.d_sae} latents over {stats.frames} frames of "
+              f"{len(stats.clips)} clips; {int((frequency == 0).sum())} never fire")
+
+
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``sae`` command (with ``extract``, ``train``, ``eval``) to the main command's subparsers."""
+    """Add the ``sae`` command (with ``extract``, ``train``, ``eval``, ``features``) to the main command's subparsers."""
     from otoscope.models.registry import DEFAULT_MODEL
 
     sae = subparsers.add_parser("sae", help="sparse autoencoders: extract activations, train, evaluate")
@@ -170,6 +193,22 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-splice", action="store_true", help="reconstruction metrics only")
     p.add_argument("--no-transcribe", action="store_true", help="skip the WER comparison (greedy decoding)")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("features", help="per-latent statistics of an SAE over a corpus (features.json for dashboards)")
+    p.add_argument("sae_dir", type=Path, help="SAE folder (otoscope/SAELens or sparsify)")
+    p.add_argument("--data", required=True, help="folder of audio, .csv/.jsonl manifest (path, labels) or hf:NAME[:CONFIG][:SPLIT]")
+    p.add_argument("--out", required=True, type=Path, help="output folder (features.json, features.safetensors)")
+    p.add_argument("--model", "-m", default=None, help="model (default: the one named in the SAE's cfg.json)")
+    p.add_argument("--hook", default=None, help="hook point (default: the SAE's own)")
+    p.add_argument("--top", type=int, default=20, help="top activating frames kept per latent")
+    p.add_argument("--labels", nargs="*", default=[], metavar="KEY", help="manifest label keys to break activations down by")
+    p.add_argument("--spans", default=None, metavar="FILE.jsonl", help="word spans from `otoscope align --json` (label key 'word')")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    p.add_argument("--max-clips", type=int, default=None, help="only the first N clips")
+    p.add_argument("--no-coactivation", action="store_true", help="skip the d_sae × d_sae co-activation counts")
+    p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_features)
     return sae
 
 
