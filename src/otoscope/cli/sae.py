@@ -209,6 +209,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_features)
+
+    from otoscope.cli import explain as explain_cli  # lazy: keeps `otoscope --help` instant
+
+    explain_cli.register(sub)
     return sae
 
 
