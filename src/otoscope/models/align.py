@@ -102,7 +102,8 @@ def _check_decoder(model: "HookedAudioModel") -> None:
                                   f"{type(model.model).__name__} has no decoder. Use a Whisper model.")
 
 
-def _pattern_hooks(model: "HookedAudioModel", heads: list[tuple[int, int]], store: dict[int, torch.Tensor]):
+def _pattern_hooks(heads: list[tuple[int, int]], store: dict[int, torch.Tensor]):
+    """Hooks that keep the alignment heads' cross-attention ``[batch, heads, tokens, frames]`` per layer."""
     layers = sorted({layer for layer, _ in heads})
 
     def keep(layer):
@@ -146,7 +147,7 @@ def _align_batch(model: "HookedAudioModel", clips: list[Clip], texts: list[str |
     ids, _ = pad_tokens(rows, eot)
     store: dict[int, torch.Tensor] = {}
     heads = alignment_heads(model)
-    with model.hooks(_pattern_hooks(model, heads, store)):
+    with model.hooks(_pattern_hooks(heads, store)):
         logits = hf(encoder_outputs=(states,), decoder_input_ids=ids.to(model.device), use_cache=False).logits
     patterns = torch.cat([store[layer] for layer in sorted(store)], dim=1)  # [batch, alignment heads, tokens, 1500]
     results = []
