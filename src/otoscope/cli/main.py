@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     patch_cli.register(sub)
     sae_cli.register(sub)
+    from otoscope.cli import align as align_cli  # noqa: E402 (lazy, like the two above)
+    align_cli.register(sub)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")

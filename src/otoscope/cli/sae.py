@@ -211,7 +211,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_features)
 
     from otoscope.cli import dashboard as dashboard_cli
+    from otoscope.cli import explain as explain_cli
+
     dashboard_cli.register(sub)
+    explain_cli.register(sub)
     return sae
 
 

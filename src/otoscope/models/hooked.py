@@ -326,6 +326,22 @@ class HookedAudioModel(nn.Module):
                              no_speech_threshold=no_speech_threshold, logprob_threshold=logprob_threshold)
         return results[0] if single else results
 
+    def word_timestamps(self, audio, *, text=None, batch_size: int = 8, language: str | None = None,
+                        progress: bool = False, sample_rate: int | None = None):
+        """Word spans from the cross-attention of Whisper's alignment heads (openai-whisper's method).
+
+        One clip → a :class:`~otoscope.models.align.WordTimestamps` (``.words``: ``WordSpan(word, start,
+        end, probability)``, ``.text``, ``.to_frame()``); a list → a list of them. ``text`` (a string, or
+        one per clip) is aligned as given instead of the greedy transcript. Whisper only.
+        """
+        from otoscope.models.align import word_timestamps
+
+        single = not isinstance(audio, (list, tuple))
+        clips = self.clips(audio, sample_rate)
+        texts = [text] * len(clips) if text is None or isinstance(text, str) else list(text)
+        results = word_timestamps(self, clips, texts, batch_size=batch_size, language=language, progress=progress)
+        return results[0] if single else results
+
     def __repr__(self) -> str:
         return (f"HookedAudioModel({self.name!r}, source={self.source!r}, {type(self.model).__name__}, "
                 f"encoder_layers={self.n_layers}, decoder_layers={self.n_decoder_layers}, hooks={len(self.points)})")
