@@ -98,12 +98,24 @@ def _cmd_demo(args) -> None:
     run_demo(Path(args.out))
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("otoscope")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from otoscope import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for every subcommand."""
     from otoscope.models.registry import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(prog="otoscope", description="Mechanistic interpretability for audio models.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"otoscope {_installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list model names and where each would load from")
