@@ -16,6 +16,18 @@ def test_transcribe_json(speech, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["path"] for line in lines] == [speech[0]["path"], speech[1]["path"]]
     assert lines[0]["text"] == "Please open the door."
+    assert lines[0]["no_speech_prob"] < 0.3 and lines[0]["avg_logprob"] < 0 and lines[0]["compression_ratio"] > 0
+    assert lines[0]["repetition_stopped"] is False and lines[0]["skipped"] is None and lines[0]["finished"] is True
+
+
+def test_transcribe_json_states_the_gate_and_the_repetition_stop(manifest, capsys):
+    bark = next(r["path"] for r in manifest if r["kind"] == "nonspeech")
+    assert main(["transcribe", bark, "--json"]) == 0
+    looped = json.loads(capsys.readouterr().out)
+    assert looped["repetition_stopped"] is True and looped["text"]
+    assert main(["transcribe", bark, "--json", "--no-speech-threshold", str(looped["no_speech_prob"] - 0.01)]) == 0
+    gated = json.loads(capsys.readouterr().out)
+    assert gated["text"] == "" and gated["skipped"] == "no_speech_threshold"
 
 
 def test_models_and_hooks_listing(capsys):

@@ -1,8 +1,9 @@
-"""``make demo``: the main job, ``otoscope report``, on the bundled whisper-tiny.en and the committed clips.
+"""``make demo``: the main job, ``otoscope report``, on the bundled whisper-tiny.en and the packaged clips.
 
-Offline: the model comes from the bundled weights (whisper-base too, for cross-model CKA). Speech
-clips come first so the attention-locality curve is measured on speech; the CC0 dog bark shows what
-the lenses do on non-speech. Labels (speech / non-speech) come from the fixtures' manifest.
+Offline: the model comes from the bundled weights (whisper-base too, for cross-model CKA), the clips
+from the package (``otoscope.data``), so the demo runs from an installed wheel too. Speech clips come
+first so the attention-locality curve is measured on speech; the CC0 dog bark shows what the lenses
+do on non-speech. Labels (speech / non-speech) come from the packaged manifest.
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "audio"
-
 
 def run_demo(out: Path) -> Path:
     """Build the demo report into ``out`` and return the path of its index.html."""
-    from otoscope.errors import OtoscopeError
-    from otoscope.report import ReportConfig, build_report, labels_from_manifest
+    from otoscope.data import manifest
+    from otoscope.report import ReportConfig, build_report
 
-    clips = sorted(FIXTURES.glob("speech_*.flac")) + sorted(FIXTURES.glob("nonspeech_*.flac"))
-    if not clips:
-        raise OtoscopeError(f"no demo clips in {FIXTURES}; run from a checkout of the repository.")
-    files = [str(c) for c in clips]
-    labels = labels_from_manifest(FIXTURES / "manifest.jsonl", "kind", files)
+    rows = sorted(manifest(), key=lambda row: (row["kind"] != "speech", row["path"]))
+    files = [row["path"] for row in rows]
+    labels = [row["kind"] for row in rows]
     result = build_report(files, out, ReportConfig(compare_model="whisper-base", labels=labels, detailed_clips=3))
     for clip in result.data["clips"]:
         print(f"  {Path(clip['path']).name:<22} {clip['transcript'][:60]!r}")
