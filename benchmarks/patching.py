@@ -19,12 +19,22 @@ Sweep: encoder hook_resid_post, all 4 layers, denoising, logit diff " London" �
   set-up included) against the same extrapolated per-cell loop; spearman_attribution_ig (and per layer) its
   agreement with exact on the 10-frame sweep, as for attribution; pearson_attribution(_ig) and
   max_abs_error_attribution(_ig) the linear agreement and the largest normalised error of both estimates.
+* end to end (speedup_end_to_end): the 5-frame-window sweep of speech_park.flac ("The dog is running in the
+  park.") against speech_weather.flac ("The weather is nice today.", trimmed to the same 2.01 s), text " The",
+  logit diff " dog" − " weather", denoising, exact, all 4 encoder layers (84 cells), run as a user runs it:
+  ``otoscope patch ...`` in a fresh process (interpreter start, imports, model load, sweep, patch.json and
+  heatmap.png all included), against the per-cell loop in this process, whose model is already loaded
+  (reading the clips, the clean cache, the corrupt baseline and one run_with_hooks per cell).
+  max_abs_diff_end_to_end compares the CLI's patch.json values with the loop's.
+Run only that part with --only=end_to_end.
 Last line: one JSON object.
 """
 
 import json
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,11 +48,16 @@ from otoscope.patching.naive import naive_patching, naive_run, source_activation
 from otoscope.patching.pairs import load_pair
 from otoscope.patching.result import PatchResult
 
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--threads")]
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+ONLY = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")), None)
 THREADS = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--threads=")), None)
 PAIR = Path(ARGS[0]) if ARGS else Path(__file__).parents[1] / "tests/fixtures/pairs/london_paris"
 HOOKS = "encoder.blocks.*.hook_resid_post"
 SAMPLE = 24  # cells timed for the per-cell loop's extrapolation (>= 20)
+AUDIO = Path(__file__).parents[1] / "tests/fixtures/audio"
+E2E = dict(clean=AUDIO / "speech_park.flac", corrupt=AUDIO / "speech_weather.flac", text=" The", answer=" dog",
+           wrong=" weather", window=5, align="trim")
+CLI = "import sys; from otoscope.cli.main import main; sys.argv[0] = 'otoscope'; sys.exit(main())"
 
 
 def naive(model, session, cells, cache):
@@ -167,12 +182,45 @@ def diagnose(model, session, exact10, attr10, agree):
     return {"summary": summary, **groups, "cells": cells}
 
 
+def end_to_end(model) -> dict:
+    """``otoscope patch`` in a fresh process against the per-cell loop in this already-loaded model."""
+    e = E2E
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-c", CLI, "patch", "--clean", str(e["clean"]), "--corrupt", str(e["corrupt"]),
+               "--text", e["text"], "--answer", e["answer"], "--wrong", e["wrong"], "--window", str(e["window"]),
+               "--align", e["align"], "--hooks", HOOKS, "--out", out]
+        env = {**__import__("os").environ, **({"OMP_NUM_THREADS": str(THREADS)} if THREADS else {})}
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        cli_s = time.perf_counter() - t
+        cli_values = np.array([c["value"] for c in json.loads((Path(out) / "patch.json").read_text())["cells"]])
+    t = time.perf_counter()
+    session = open_session(model, str(e["clean"]), str(e["corrupt"]), text=e["text"], answer=e["answer"],
+                           wrong=e["wrong"], align=e["align"])
+    names = session.hook_names(HOOKS)
+    cells = session.cells(PatchConfig(hooks=HOOKS, window=e["window"]), names)
+    cache = clean_cache(model, session, names)
+    naive_run(model, session.pair.corrupt, session.metric, session.pair.corrupt_context)
+    values = naive(model, session, cells, cache)
+    naive_s = time.perf_counter() - t
+    assert len(values) == len(cli_values)
+    print(f"end to end, {len(cells)} cells (5-frame windows × {model.n_layers} layers, {session.pair.seconds:.2f} s): "
+          f"otoscope patch in a fresh process {cli_s:.1f} s, per-cell loop in a loaded model {naive_s:.1f} s "
+          f"→ {naive_s / cli_s:.2f}×")
+    return {"cells_end_to_end": len(cells), "cli_s": round(cli_s, 2), "naive_end_to_end_s": round(naive_s, 2),
+            "speedup_end_to_end": round(naive_s / cli_s, 2),
+            "max_abs_diff_end_to_end": float(np.abs(values - cli_values).max())}
+
+
 def main():
     torch.manual_seed(0)
     random.seed(0)
     if THREADS:
         torch.set_num_threads(THREADS)
     model = otoscope.load("whisper-tiny.en")
+    if ONLY == "end_to_end":
+        print(json.dumps({"model": model.name, "hooks": HOOKS, "threads": torch.get_num_threads(), **end_to_end(model)}))
+        return
     pair = load_pair(PAIR)
     print(f"pair: {pair.description}, {pair.clean.seconds:.2f} s; text {pair.text!r}; {pair.answer!r} vs {pair.wrong!r}")
 
@@ -236,7 +284,7 @@ def main():
               "spearman_attribution_ig_per_layer": {k.split(".")[2]: round(v, 3) for k, v in agree_ig.per_layer.items()},
               "pearson_attribution_ig": round(agree_ig.pearson, 3),
               "max_abs_error_attribution_ig": round(agree_ig.max_abs_error, 3),
-              "attribution_diagnosis": diagnosis}
+              "attribution_diagnosis": diagnosis, **end_to_end(model)}
     if torch.cuda.is_available():
         gpu = otoscope.load("whisper-tiny.en", device="cuda")
         naive_g, engine_g, slow_g, fast_g, *_ = exact_comparison(gpu, pair, batch_size=32)

@@ -42,6 +42,7 @@ def cmd_patch(args) -> None:
     from otoscope.patching import PatchConfig, agreement, open_session, sweep
     from otoscope.patching.grounding import grounding_coefficient
     from otoscope.patching.pairs import load_pair
+    from otoscope.patching.plots import prefetch as prefetch_plotting
 
     words, pair_text, pair_answer, pair_wrong = [], None, None, None
     clean, corrupt = args.clean, args.corrupt
@@ -64,6 +65,7 @@ def cmd_patch(args) -> None:
     text = _pair_of(args.text if args.text is not None else pair_text, args.corrupt_text)
     prompt = _pair_of(args.prompt, args.corrupt_prompt)
     session = open_session(model, clean, corrupt, config, text=text, prompt=prompt, progress=True)
+    prefetch_plotting()  # the heatmap's matplotlib import overlaps the sweep
     result = sweep(session, config, words)
     if args.compare:
         other = sweep(session, config, words, method="attribution" if args.method == "exact" else "exact")

@@ -25,6 +25,20 @@ def _colour_values(result) -> tuple[np.ndarray, str]:
     return norm, "share of the clean behaviour recovered\n(patched − corrupt) / (clean − corrupt)"
 
 
+def prefetch() -> None:
+    """Import matplotlib (Agg) in a background thread, so that a command which will plot later pays for the
+    import while its sweep runs: tensor work releases the GIL, and the import needs it only between kernels."""
+    import threading
+
+    def load():
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+    threading.Thread(target=load, name="otoscope-prefetch-matplotlib", daemon=True).start()
+
+
 def plot_heatmap(result, path: str | Path, max_rows: int = 64) -> Path:
     """Draw one heatmap of ``result`` (a :class:`PatchResult`) to ``path`` (PNG, written atomically).
 
