@@ -57,6 +57,8 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
     if config.labels is not None and len(config.labels) != len(files):
         raise OtoscopeError(f"got {len(config.labels)} labels for {len(files)} files; give one label per file.")
     out = check_output_dir(out, REPORT_FILES, "report folder")
+    for section in SECTIONS:
+        section.check(config)
     model = model if model is not None else otoscope.load(config.model, device=config.device)
     clips = model.clips(files)  # validates every file before any work
     with atomic_dir(out) as folder:
@@ -70,13 +72,15 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
             bar.update(1)
 
         ctx.step = step
-        step("model")
-        prepare(ctx)
-        step("transcripts & encoder lenses")
         data: dict = {"model": model.name, "source": model.source,
                       "created": datetime.datetime.now().isoformat(timespec="seconds"), "otoscope": otoscope.__version__}
-        results = [result for section in SECTIONS if (result := section.build(ctx)) is not None]
-        bar.close()
+        try:
+            step("model")
+            prepare(ctx)
+            step("transcripts & encoder lenses")
+            results = [result for section in SECTIONS if (result := section.build(ctx)) is not None]
+        finally:
+            bar.close()  # an error message starts on a line of its own
         for result in results:
             data.update(result.data)
         write_text_atomic(folder / "report.json", json.dumps(data, indent=1, default=float))

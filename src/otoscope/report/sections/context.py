@@ -44,6 +44,8 @@ class Section:
     """Compute the section; None when it does not apply to this model or configuration."""
     steps: Callable[["ReportContext"], int] = lambda ctx: 1
     """How many progress-bar steps :attr:`build` takes (it calls ``ctx.step`` that often)."""
+    check: Callable[["ReportConfig"], None] = lambda config: None
+    """Reject bad input of this section (a missing file, an unknown model) before any work: raise OtoscopeError."""
 
 
 @dataclass

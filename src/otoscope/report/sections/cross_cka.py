@@ -8,6 +8,14 @@ from otoscope.report.sections.context import ReportContext, Section, SectionResu
 from otoscope.report.sections.norms import GEOMETRY
 
 
+def check(config) -> None:
+    """The second model's name resolves (without loading it)."""
+    from otoscope.models.registry import resolve
+
+    if config.compare_model:
+        resolve(config.compare_model)
+
+
 def build(ctx: ReportContext) -> SectionResult | None:
     """The cross-model CKA heatmap (rows: this model's layers; columns: the other's)."""
     import otoscope
@@ -27,4 +35,4 @@ def build(ctx: ReportContext) -> SectionResult | None:
     return SectionResult(*GEOMETRY, H.image("assets/cka_cross.png", "cross-model CKA"), {"cka_cross": data})
 
 
-SECTION = Section("cross-model CKA", build, steps=lambda ctx: int(bool(ctx.config.compare_model)))
+SECTION = Section("cross-model CKA", build, steps=lambda ctx: int(bool(ctx.config.compare_model)), check=check)

@@ -56,6 +56,16 @@ def patching_html(result, assets: str | Path, grounding=None, top: int = 8, pref
     return "\n".join(out)
 
 
+def check(config) -> None:
+    """The pair exists, reads, and has the answer and wrong tokens the section's metric needs."""
+    from otoscope.patching.pairs import load_pair
+
+    if config.pair:
+        pair = load_pair(config.pair)
+        if not (pair.answer and pair.wrong):
+            raise OtoscopeError(f"{config.pair}: the pair has no answer/wrong tokens; make it with 'otoscope pairs word'.")
+
+
 def build(ctx: ReportContext) -> SectionResult | None:
     """Sweep the encoder residual stream of ``config.pair`` with its answer and wrong tokens."""
     from otoscope.patching import grounding_coefficient, open_session, sweep
@@ -69,9 +79,8 @@ def build(ctx: ReportContext) -> SectionResult | None:
         return SectionResult("patching", "Activation patching", "Patching",
                              f'<p class="na">The patching section of the report uses a Whisper decoder metric; run '
                              f'<code>otoscope patch --metric …</code> for {H.esc(model.name)}.</p>', {})
+    check(ctx.config)
     pair = load_pair(pair_path)
-    if not (pair.answer and pair.wrong):
-        raise OtoscopeError(f"{pair_path}: the pair has no answer/wrong tokens; make it with 'otoscope pairs word'.")
     session = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
     result = sweep(session, words=pair.clean_words)
     grounding = grounding_coefficient(session)
@@ -80,4 +89,4 @@ def build(ctx: ReportContext) -> SectionResult | None:
     return SectionResult("patching", patching_title(result), "Patching", body, {"patching": result.to_json()})
 
 
-SECTION = Section("patching", build, steps=lambda ctx: int(bool(ctx.config.pair)))
+SECTION = Section("patching", build, steps=lambda ctx: int(bool(ctx.config.pair)), check=check)
