@@ -115,18 +115,19 @@ def check_output_file(path: str | os.PathLike, example: str = "out.dat") -> Path
     return path
 
 
-def check_output_dir(path: str | os.PathLike, markers: Iterable[str], what: str = "output folder") -> Path:
+def check_output_dir(path: str | os.PathLike, markers: Iterable[str] | None, what: str = "output folder") -> Path:
     """Check, before any work, that ``path`` can be (re)written as a whole as an output folder.
 
     It must not be a file, and an existing non-empty folder must hold one of ``markers`` (the files an
     earlier run of the same command wrote): the new output replaces the whole folder, so a folder of
-    other files is refused rather than deleted.
+    other files is refused rather than deleted. ``markers=None``: a folder that is added to in place (a
+    resumable store), which may hold anything.
     """
     path = Path(path)
-    markers = list(markers)
     if path.exists() and not path.is_dir():
         raise OtoscopeError(f"{path} is a file; pass a folder path for the {what} (it is created).")
-    if path.is_dir() and any(path.iterdir()) and not any((path / m).exists() for m in markers):
+    markers = None if markers is None else list(markers)
+    if markers is not None and path.is_dir() and any(path.iterdir()) and not any((path / m).exists() for m in markers):
         raise OtoscopeError(f"{path} already holds other files and no {' or '.join(markers)} of an earlier run; "
                             f"the {what} replaces the whole folder, so pass a new or empty one.")
     _check_parent(path)

@@ -57,6 +57,9 @@ CASES = [
     (["pairs", "noise", "--clean", "{clip}", "--out", "{file}/sub"], "is a file, not a folder"),
     (["cache", "{clip}", *M, *HOOK, "--out", "{file}/a.st"], "is a file, not a folder"),
     (["demo", "--out", "{file}"], "is a file"),
+    (["sae", "extract", *M, *HOOK, "--data", "{dir}", "--out", "{file}"], "is a file; pass a folder path"),
+    (["sae", "train", "--activations", "{dir}", "--out", "{file}"], "is a file; pass a folder path"),
+    (["sae", "eval", "{dir}", "--data", "{dir}", "--out", "{file}"], "no SAE in"),
     # inputs: missing, folders, corrupt, empty, unknown names
     (["transcribe", "{tmp}/missing.wav", *M], "audio file not found"),
     (["transcribe", "{dir}", *M], "is a folder, not an audio file"),

@@ -71,7 +71,7 @@ def test_report_images_are_drawn(hubert_report):
     assets = result.index.parent / "assets"
     for name in ("norms.png", "cka.png", "clip0_wave.png"):
         image = np.asarray(Image.open(assets / name).convert("L"), dtype=np.float32)
-        assert image.shape[0] > 300 and image.shape[1] > 600, (name, image.shape)
+        assert image.shape[0] > 300 and image.shape[1] > 500, (name, image.shape)
         assert (image < 128).mean() > 0.01 and image.std() > 20, name  # ink on the page, not a blank canvas
     wav, rate = sf.read(assets / "clip0.wav")
     assert rate == 16_000 and len(wav) == 16_000

@@ -27,8 +27,10 @@ def _device(requested: str | None) -> str:
 
 def _cmd_extract(args) -> None:
     from otoscope.models.hooked import load
+    from otoscope._io import check_output_dir
     from otoscope.sae.extract import ExtractConfig, extract_activations
 
+    check_output_dir(args.out, None, "activation store")
     model = load(args.model, device=_device(args.device))
     config = ExtractConfig(hooks=args.hooks.split(",") if "," in args.hooks else args.hooks, dtype=args.dtype,
                            batch_size=args.batch_size, shard_mb=args.shard_mb,
@@ -43,10 +45,12 @@ def _cmd_extract(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    from otoscope._io import check_output_dir
     from otoscope.sae.store import ActivationStore
     from otoscope.sae.train_config import TrainConfig
     from otoscope.sae.trainer import Trainer
 
+    check_output_dir(args.out, None, "training folder")
     store = ActivationStore(args.activations)
     hooks = None
     if args.hooks:
