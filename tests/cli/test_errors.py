@@ -82,6 +82,9 @@ CASES = [
     (["sae", "extract", *M, *HOOK, "--data", "{tmp}/none", "--out", "{tmp}/x"], "corpus not found"),
     (["sae", "train", "--activations", "{dir}", "--out", "{tmp}/t"], "no activation store"),
     (["sae", "eval", "{dir}", "--data", "{dir}"], "no SAE in"),
+    (["transcribe", "{clip}", *M, "--device", "nope"], "--device: unknown device 'nope'"),
+    (["transcribe", "{clip}", *M, "--device", "cuda:99"], "--device: cuda:99"),
+    (["sae", "train", "--activations", "{dir}", "--out", "{tmp}/t", "--device", "gpu"], "unknown device 'gpu'"),
     # parsing itself
     (["transcribe"], "the following arguments are required: files"),
     (["patch", "--window"], "expected one argument"),

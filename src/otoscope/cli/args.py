@@ -61,6 +61,25 @@ def nonneg_float(text: str) -> float:
     return _number(float, text, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 
 
+def device(text: str) -> str:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    import torch  # only when --device is given: ``otoscope --help`` stays instant
+
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is available here; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: MPS is not available here; use --device cpu")
+    return text
+
+
 def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The (sub)parser that parsed ``args``: ``otoscope sae train`` → the ``train`` parser."""
     for action in parser._actions:
@@ -101,6 +120,7 @@ def in_flag_terms(message: str, parser: argparse.ArgumentParser) -> str:
         return f"{flags[name]} {shlex.quote(text)}"
 
     message = _ASSIGNMENT.sub(assignment, message)
+    message = re.sub(r"(--[\w-]+) \(CLI \1\)", r"\1", message)  # "pass --multi-token (CLI --multi-token)"
     leading = _LEADING_NAME.match(message)
     if leading and leading.group(1) in flags:
         message = flags[leading.group(1)] + message[len(leading.group(1)):]

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from otoscope.cli.args import EXIT_USAGE, OneLineParser, chosen_parser, in_flag_terms, nonneg_int, positive_int
+from otoscope.cli.args import EXIT_USAGE, OneLineParser, chosen_parser, device, in_flag_terms, nonneg_int, positive_int
 
 
 def _cmd_models(args) -> None:
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p):
         p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, … (default cpu)")
+        p.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1, … (default cpu)")
         p.add_argument("--batch-size", type=positive_int, default=8)
 
     p = sub.add_parser("transcribe", help="greedy transcription of audio files")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from otoscope.cli.args import finite_float, nonneg_float, nonneg_int, positive_float, positive_int
+from otoscope.cli.args import device, finite_float, nonneg_float, nonneg_int, positive_float, positive_int
 from otoscope.errors import OtoscopeError
 
 
@@ -176,7 +176,7 @@ def register(subparsers) -> None:
     p.add_argument("--grounding", action="store_true", help="also write the grounding coefficient per decoder layer")
     p.add_argument("--align", default="pad", choices=("pad", "trim", "error"), help="clips of unequal length")
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--device", default=None, type=device, help="cpu, cuda, ... (default cpu)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="cells per forward pass")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=cmd_patch)

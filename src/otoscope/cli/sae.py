@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from otoscope.cli.args import nonneg_float, nonneg_int, positive_float, positive_int
+from otoscope.cli.args import device, nonneg_float, nonneg_int, positive_float, positive_int
 from otoscope.errors import OtoscopeError
 
 
@@ -128,7 +128,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hooks", required=True, help="hook names or globs, comma-separated")
     p.add_argument("--data", required=True, help="folder of audio, .csv/.jsonl manifest (path, text, labels) or hf:NAME[:CONFIG][:SPLIT]")
     p.add_argument("--out", required=True, type=Path, help="store folder (a rerun resumes it)")
-    p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
+    p.add_argument("--device", default=None, type=device, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--shard-mb", type=positive_float, default=256.0, help="approximate shard size in MiB")
@@ -154,7 +154,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default 2e-4 / sqrt(d_sae / 2^14))")
     p.add_argument("--warmup", type=nonneg_int, default=None, help="warm-up steps (default 5%% of steps, at most 1000)")
     p.add_argument("--seed", type=nonneg_int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
+    p.add_argument("--device", default=None, type=device, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
     p.add_argument("--checkpoint-every", type=nonneg_int, default=1000, help="steps between checkpoints (0: none)")
     p.add_argument("--resample-every", type=positive_int, default=None, help="resample dead latents every N steps")
     p.add_argument("--dead-after", type=positive_int, default=10_000_000, help="rows without firing before a latent is dead")
@@ -172,7 +172,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", default=None, help="model (default: the one named in the SAE's cfg.json)")
     p.add_argument("--hook", default=None, help="hook point (default: the SAE's own)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default SAE_DIR/eval)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=device)
     p.add_argument("--batch-size", type=positive_int, default=4)
     p.add_argument("--max-clips", type=positive_int, default=None)
     p.add_argument("--compare", nargs="*", default=[], help="SAE folders of other seeds (stability)")
