@@ -1,12 +1,10 @@
-"""`otoscope patch` and `otoscope pairs` through their argparse registration (as cli/main.py wires them)."""
+"""`otoscope patch` and `otoscope pairs` through the `otoscope` command (bad values end in one line, exit 2)."""
 
-import argparse
 import json
 
 import pytest
 
 from otoscope.cli.main import main
-from otoscope.errors import OtoscopeError
 from otoscope.patching.speech import espeak_available
 
 
