@@ -1,26 +1,19 @@
-"""`otoscope patch` and `otoscope pairs` through their argparse registration (as cli/main.py wires them)."""
+"""`otoscope patch` and `otoscope pairs` through the `otoscope` command (bad values end in one line, exit 2)."""
 
-import argparse
 import json
 
 import pytest
 
-from otoscope.cli.patch import register
-from otoscope.errors import OtoscopeError
+from otoscope.cli.main import main
 from otoscope.patching.speech import espeak_available
 
 
 def run(argv, capsys):
-    """Parse and run like `otoscope` does: (exit status, stdout, stderr)."""
-    parser = argparse.ArgumentParser(prog="otoscope")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """Run through the `otoscope` command: (exit status, stdout, stderr)."""
     try:
-        args.func(args)
-        status = 0
-    except OtoscopeError as err:
-        print(f"otoscope: error: {err}", file=__import__("sys").stderr)
-        status = 2
+        status = main(argv)
+    except SystemExit as exit:  # argparse rejected a value
+        status = exit.code
     out = capsys.readouterr()
     return status, out.out, out.err
 
@@ -61,7 +54,7 @@ def test_patch_with_integrated_gradients(door, park, tmp_path, capsys):
     assert meta["method"] == "attribution-ig" and meta["context"]["config"]["ig_steps"] == 2
     status, _, err = run(["patch", "--clean", door, "--corrupt", park, "--model", "tiny-random-whisper", "--answer", "a",
                           "--wrong", "b", "--method", "attribution-ig", "--ig-steps", "0", "--out", str(tmp_path)], capsys)
-    assert status == 2 and err.count("\n") == 1 and "ig_steps" in err
+    assert status == 2 and err.count("\n") == 1 and "--ig-steps" in err
 
 
 def test_patch_bad_input_is_one_line(door, tmp_path, capsys):

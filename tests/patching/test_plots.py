@@ -3,7 +3,7 @@
 from otoscope.patching import sweep
 from otoscope.patching.grounding import grounding_coefficient
 from otoscope.patching.plots import plot_heatmap
-from otoscope.patching.report import patching_section
+from otoscope.report.sections.patching import patching_html
 
 
 def test_heatmaps_for_frames_tokens_and_heads(tiny_session, london_pair, tmp_path):
@@ -13,6 +13,6 @@ def test_heatmaps_for_frames_tokens_and_heads(tiny_session, london_pair, tmp_pat
     for name, result in (("frames", frames), ("tokens", tokens), ("heads", heads)):
         path = plot_heatmap(result, tmp_path / f"{name}.png")
         assert path.stat().st_size > 5000
-    html = patching_section(frames, tmp_path / "assets", grounding=grounding_coefficient(tiny_session))
+    html = patching_html(frames, tmp_path / "assets", grounding=grounding_coefficient(tiny_session))
     assert "<img src='assets/patching_heatmap.png'" in html and "Grounding coefficient" in html
     assert (tmp_path / "assets" / "patching_heatmap.png").exists()

@@ -31,6 +31,7 @@ def test_report_on_real_model_with_labels(tiny_en, manifest, tmp_path):
                     "Groups and probes"):
         assert heading in html
     assert "Please open the door." in html
+    assert re.findall(r'<section id="([^"]+)"', html) == ["clips", "geometry", "tuned", "locality", "groups"]
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["clips"][0]["encoder_lens"]["saturation_layer"] == 3
     assert len(data["cka"]["matrix"]) == 5 and data["cka"]["layers"][0] == "embed"

@@ -7,6 +7,7 @@ resampling uses soxr (high quality), never naive interpolation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 
 from otoscope.errors import AudioError
+
+MAX_RATE = 2**31 - 1  # Hz: the largest rate an audio file header (int32) can hold
 
 AudioLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, "Clip"]
 
@@ -50,6 +53,31 @@ def _read_with_ffmpeg(path: Path, sample_rate: int) -> np.ndarray:
     return np.frombuffer(proc.stdout, dtype=np.float32).copy()
 
 
+def _reason(error: Exception, path: Path) -> str:
+    """libsndfile's complaint without its ``Error opening 'PATH':`` prefix, in words that fit an existing file."""
+    text = " ".join(str(error).split())
+    text = text.replace(f"Error opening {str(path)!r}: ", "").strip().rstrip(".")
+    if "does not exist" in text or "not a regular file" in text:  # what libsndfile says of unrecognised data
+        return "not a recognised audio format"
+    return text.replace("Error : ", "") or type(error).__name__
+
+
+@contextlib.contextmanager
+def _quiet_stderr(enabled: bool):
+    """Silence the C-level stderr (file descriptor 2) while a decoder that prints to it runs."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def read_file(path: str | os.PathLike, sample_rate: int | None = None) -> Clip:
     """Read an audio file as a mono :class:`Clip`, resampled to ``sample_rate`` when given."""
     import soundfile as sf
@@ -59,23 +87,37 @@ def read_file(path: str | os.PathLike, sample_rate: int | None = None) -> Clip:
         raise AudioError(f"audio file not found: {path}; check the path.")
     if path.is_dir():
         raise AudioError(f"{path} is a folder, not an audio file; pass the files inside it.")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path} is an empty file (0 bytes), not audio; check how it was written.")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with _quiet_stderr(path.suffix.lower() == ".mp3"):  # libmpg123 prints "Note: ..." lines on bad frames
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     except Exception as sf_error:  # soundfile raises several types for unreadable input
         if shutil.which("ffmpeg") is None:
-            raise AudioError(f"cannot read {path} ({sf_error}); convert it to wav or flac, "
-                             "or install ffmpeg to read other formats.") from None
+            raise AudioError(f"cannot read {path}: {_reason(sf_error, path)}; the file is corrupt, truncated or not "
+                             "audio (wav, flac, ogg and mp3 are read; install ffmpeg for other formats).") from None
         rate = sample_rate or 16000
         samples = _read_with_ffmpeg(path, rate)
     return check_clip(resample(Clip(np.ascontiguousarray(samples, dtype=np.float32), int(rate), str(path)),
                                sample_rate))
 
 
+def check_rate(rate, what: str = "sample rate") -> int:
+    """``rate`` as an int, or an AudioError unless it is a whole number of Hz >= 1 (not NaN, inf or 0)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(rate) or not 1 <= rate <= MAX_RATE or int(rate) != rate:
+        raise AudioError(f"{what} must be a whole number of Hz from 1 to {MAX_RATE}, got {rate!r}; "
+                         "pass e.g. input_rate=16000.")
+    return int(rate)
+
+
 def resample(clip: Clip, sample_rate: int | None) -> Clip:
     """Resample ``clip`` to ``sample_rate`` with soxr (no-op when rates match or ``sample_rate`` is None)."""
     if sample_rate is None or clip.sample_rate == sample_rate:
         return clip
+    check_rate(clip.sample_rate, f"{clip.name}: sample rate")
+    check_rate(sample_rate, "target sample rate")
     import soxr
 
     out = soxr.resample(clip.samples, clip.sample_rate, sample_rate, quality="HQ")
@@ -106,11 +148,19 @@ def to_clip(audio: AudioLike, sample_rate: int, input_rate: int | None = None) -
         return check_clip(resample(audio, sample_rate))
     if isinstance(audio, (str, os.PathLike)):
         return read_file(audio, sample_rate)
+    if input_rate is not None:
+        input_rate = check_rate(input_rate, "input_rate")
     if isinstance(audio, torch.Tensor):
+        if audio.is_complex():
+            raise AudioError("audio tensor is complex; pass real samples (e.g. tensor.real).")
         audio = audio.detach().to("cpu", torch.float32).numpy()
     if not isinstance(audio, np.ndarray):
         raise AudioError(f"cannot use {type(audio).__name__} as audio; pass a path, numpy array or torch tensor.")
+    if audio.dtype.kind not in "biuf":
+        raise AudioError(f"audio array has dtype {audio.dtype}; pass real numbers (float32 in [-1, 1]).")
     array = np.asarray(audio, dtype=np.float32)
+    if array.size == 0:
+        raise AudioError(f"audio array of shape {array.shape} is empty; pass a clip with audio in it.")
     if array.ndim == 2:
         array = array.mean(axis=0) if array.shape[0] <= array.shape[1] else array.mean(axis=1)
     elif array.ndim != 1:

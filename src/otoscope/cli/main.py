@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from otoscope import __version__
-from otoscope.errors import OtoscopeError
-
-EXIT_USAGE = 2
+from otoscope.cli.args import EXIT_USAGE, OneLineParser, chosen_parser, device, in_flag_terms, nonneg_int, positive_int
 
 
 def _cmd_models(args) -> None:
@@ -56,9 +54,11 @@ def _cmd_transcribe(args) -> None:
 
 
 def _cmd_cache(args) -> None:
+    from otoscope._io import check_output_file
     from otoscope.hooks.export import export_activations
     from otoscope.models.loader import load
 
+    check_output_file(args.out, "acts.safetensors")
     model = load(args.model, device=args.device)
     result = export_activations(model, [str(f) for f in args.files], args.out, args.hooks, text=args.text,
                                 keep_padding=args.keep_padding, batch_size=args.batch_size)
@@ -67,9 +67,11 @@ def _cmd_cache(args) -> None:
 
 
 def _cmd_lens(args) -> None:
-    from otoscope.lens.run import run_lens
+    from otoscope._io import check_output_dir
+    from otoscope.lens.run import LENS_FILES, run_lens
     from otoscope.models.loader import load
 
+    check_output_dir(args.out, LENS_FILES)
     model = load(args.model, device=args.device)
     data = run_lens(model, str(args.file), args.out)
     for layer in data.get("layers", []):
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for every subcommand."""
     from otoscope.models.registry import DEFAULT_MODEL
 
-    parser = argparse.ArgumentParser(prog="otoscope", description="Mechanistic interpretability for audio models.")
+    parser = OneLineParser(prog="otoscope", description="Mechanistic interpretability for audio models.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"otoscope {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p):
         p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, … (default cpu)")
-        p.add_argument("--batch-size", type=int, default=8)
+        p.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1, … (default cpu)")
+        p.add_argument("--batch-size", type=positive_int, default=8)
 
     p = sub.add_parser("transcribe", help="greedy transcription of audio files")
     p.add_argument("files", nargs="+", type=Path)
@@ -157,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-model", default=None, help="second model for cross-model CKA, e.g. whisper-base")
     p.add_argument("--manifest", default=None, type=Path, help="JSONL with path and label fields: enables groups and probes")
     p.add_argument("--label-key", default="label", help="manifest field holding the label (default: label)")
-    p.add_argument("--detailed-clips", type=int, default=4, help="clips with a full lens section (default 4)")
-    p.add_argument("--locality-clips", type=int, default=1, help="clips for the attention-locality curve (default 1)")
-    p.add_argument("--tuned-steps", type=int, default=20, help="tuned-lens training steps, 0 to skip (default 20)")
+    p.add_argument("--detailed-clips", type=nonneg_int, default=4, help="clips with a full lens section (default 4)")
+    p.add_argument("--locality-clips", type=nonneg_int, default=1, help="clips for the attention-locality curve (default 1)")
+    p.add_argument("--tuned-steps", type=nonneg_int, default=20, help="tuned-lens training steps, 0 to skip (default 20)")
     p.add_argument("--pair", default=None, type=Path, help="minimal-pair folder (otoscope pairs): adds a patching section")
     p.set_defaults(func=_cmd_report)
 
@@ -188,16 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (OtoscopeError, NotImplementedError, FileNotFoundError) as err:
+    except BrokenPipeError:
+        return 0
+    except (ValueError, NotImplementedError, OSError) as err:  # OtoscopeError is a ValueError
         if args.debug:
             raise
-        print(f"otoscope: error: {_one_line(err)}", file=sys.stderr)
+        print(f"otoscope: error: {in_flag_terms(_one_line(err), chosen_parser(parser, args))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("otoscope: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     return 0
 
 

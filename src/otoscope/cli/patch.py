@@ -8,16 +8,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from otoscope.cli.args import device, finite_float, nonneg_float, nonneg_int, positive_float, positive_int
 from otoscope.errors import OtoscopeError
 
 
 def _window(text: str):
+    """``--window``: a finite number > 0, or ``all`` (one cell over every position)."""
+    import argparse
+
     if text.lower() in ("all", "none"):
         return None
     try:
-        return float(text)
-    except ValueError:
-        raise OtoscopeError(f"--window must be a number or 'all', got {text!r}.") from None
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0 or 'all', got {text!r}") from None
 
 
 def _neurons(text: str | None):
@@ -37,12 +41,15 @@ def _pair_of(clean_value, corrupt_value):
 
 def cmd_patch(args) -> None:
     """``otoscope patch``: one sweep → DIR/patch.json, patch_meta.json, heatmap.png."""
-    from otoscope._io import write_text_atomic
+    from otoscope._io import check_output_dir
     from otoscope.models.loader import load
     from otoscope.patching import PatchConfig, agreement, open_session, sweep
     from otoscope.patching.grounding import grounding_coefficient
     from otoscope.patching.pairs import load_pair
     from otoscope.patching.plots import prefetch as prefetch_plotting
+    from otoscope.patching.result import PATCH_FILES
+
+    check_output_dir(args.out, PATCH_FILES)
 
     words, pair_text, pair_answer, pair_wrong = [], None, None, None
     clean, corrupt = args.clean, args.corrupt
@@ -54,7 +61,7 @@ def cmd_patch(args) -> None:
         raise OtoscopeError("pass --clean and --corrupt audio files, or --pair DIR/pair.json from 'otoscope pairs'.")
     answer = args.answer if args.answer is not None else pair_answer
     wrong = args.wrong if args.wrong is not None else pair_wrong
-    config = PatchConfig(hooks=args.hooks, window=_window(args.window), stride=args.stride,
+    config = PatchConfig(hooks=args.hooks, window=args.window, stride=args.stride,
                          window_unit="seconds" if args.seconds else "frames",
                          token_window=None if args.all_tokens else args.token_window, heads=args.heads,
                          neurons=_neurons(args.neurons), direction=args.direction, method=args.method,
@@ -71,12 +78,9 @@ def cmd_patch(args) -> None:
         other = sweep(session, config, words, method="attribution" if args.method == "exact" else "exact")
         exact, estimate = (result, other) if args.method == "exact" else (other, result)
         result.context["agreement"] = agreement(exact, estimate).to_json()
-    out = Path(args.out)
-    paths = result.save(out)
-    if args.grounding:
-        gc = grounding_coefficient(session, args.direction)
-        write_text_atomic(out / "grounding.json", json.dumps(gc.to_json(), indent=1))
-        paths.append(out / "grounding.json")
+    gc = grounding_coefficient(session, args.direction) if args.grounding else None
+    paths = result.save(args.out, extra={"grounding.json": json.dumps(gc.to_json(), indent=1)} if gc else None)
+    if gc is not None:
         for layer in gc.layers:
             print(f"decoder layer {layer.layer}: gc {layer.gc:.3f}  Δaudio {layer.delta_audio:.3f}  "
                   f"Δtext {layer.delta_text:.3f}" + (f"  ({layer.note})" if layer.note else ""))
@@ -100,9 +104,12 @@ def cmd_patch(args) -> None:
 
 def cmd_pairs(args) -> None:
     """``otoscope pairs KIND``: synthesise or derive a minimal pair → DIR/clean.flac, corrupt.flac, pair.json."""
+    from otoscope._io import check_output_dir
     from otoscope.audio.io import read_file
     from otoscope.patching import pairs as mp
     from otoscope.patching.speech import synthesize
+
+    check_output_dir(args.out, mp.PAIR_FILES)
 
     def source():
         if getattr(args, "clean", None) is not None:
@@ -155,10 +162,10 @@ def register(subparsers) -> None:
     p.add_argument("--metric", default="logit_diff", choices=BUILTIN_METRICS)
     p.add_argument("--multi-token", action="store_true", help="allow answers of several tokens (summed log-probs)")
     p.add_argument("--hooks", default="encoder.blocks.*.hook_resid_post", help="hook name or glob")
-    p.add_argument("--window", default="10", help="frames per cell (seconds with --seconds), or 'all'")
-    p.add_argument("--stride", type=float, default=None, help="step between windows (default: the window)")
+    p.add_argument("--window", default=10.0, type=_window, help="frames per cell (seconds with --seconds), or 'all'")
+    p.add_argument("--stride", type=positive_float, default=None, help="step between windows (default: the window)")
     p.add_argument("--seconds", action="store_true", help="--window and --stride are in seconds")
-    p.add_argument("--token-window", type=int, default=1, help="decoder positions per cell for decoder hooks")
+    p.add_argument("--token-window", type=positive_int, default=1, help="decoder positions per cell for decoder hooks")
     p.add_argument("--all-tokens", action="store_true", help="one cell over all decoder positions")
     p.add_argument("--heads", action="store_true", help="one cell per attention head (hook_z, hook_q, ...)")
     p.add_argument("--neurons", default=None, help="comma-separated neuron indices (mlp hooks)")
@@ -166,13 +173,13 @@ def register(subparsers) -> None:
     p.add_argument("--method", default="exact", choices=("exact", "attribution", "attribution-ig"),
                    help="exact, or an estimate from gradients: attribution (one backward pass) or attribution-ig "
                         "(integrated gradients: --ig-steps backward passes on interpolated inputs)")
-    p.add_argument("--ig-steps", type=int, default=5, help="attribution-ig: points on the path from one input to the other")
+    p.add_argument("--ig-steps", type=positive_int, default=5, help="attribution-ig: points on the path from one input to the other")
     p.add_argument("--compare", action="store_true", help="also run the other method and report their agreement")
     p.add_argument("--grounding", action="store_true", help="also write the grounding coefficient per decoder layer")
     p.add_argument("--align", default="pad", choices=("pad", "trim", "error"), help="clips of unequal length")
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default cpu)")
-    p.add_argument("--batch-size", type=int, default=8, help="cells per forward pass")
+    p.add_argument("--device", default=None, type=device, help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="cells per forward pass")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=cmd_patch)
 
@@ -185,12 +192,12 @@ def register(subparsers) -> None:
         k = kinds.add_parser(kind, help=helptext)
         k.add_argument("--text", default=None, help="sentence to synthesise with espeak-ng")
         k.add_argument("--voice", default="en-us", help="espeak-ng voice (espeak-ng --voices=en)")
-        k.add_argument("--speed", type=int, default=130, help="words per minute")
+        k.add_argument("--speed", type=positive_int, default=130, help="words per minute")
         k.add_argument("--out", required=True, type=Path, help="output folder")
         if kind in ("noise", "span"):
             k.add_argument("--clean", default=None, type=Path, help="use this audio file instead of --text")
-            k.add_argument("--seed", type=int, default=0)
-            k.add_argument("--snr", type=float, default=10.0 if kind == "noise" else 0.0, help="signal-to-noise ratio (dB)")
+            k.add_argument("--seed", type=nonneg_int, default=0)
+            k.add_argument("--snr", type=finite_float, default=10.0 if kind == "noise" else 0.0, help="signal-to-noise ratio (dB)")
         if kind in ("word", "voice"):
             k.add_argument("--align", default="pad", choices=("pad", "trim"), help="unequal lengths: pad or trim")
         if kind == "word":
@@ -200,8 +207,8 @@ def register(subparsers) -> None:
         elif kind == "noise":
             k.add_argument("--noise", default="white", choices=("white", "pink"))
         else:
-            k.add_argument("--start", type=float, default=None, help="span start (s)")
-            k.add_argument("--end", type=float, default=None, help="span end (s)")
+            k.add_argument("--start", type=nonneg_float, default=None, help="span start (s)")
+            k.add_argument("--end", type=nonneg_float, default=None, help="span end (s)")
             k.add_argument("--word", default=None, help="replace this word's span instead")
             k.add_argument("--fill", default="silence", choices=("silence", "noise"))
         k.set_defaults(func=cmd_pairs)

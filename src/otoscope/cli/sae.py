@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from otoscope.cli.args import device, nonneg_float, nonneg_int, positive_float, positive_int
 from otoscope.errors import OtoscopeError
-
 
 
 def _device(requested: str | None) -> str:
@@ -26,9 +26,11 @@ def _device(requested: str | None) -> str:
 
 
 def _cmd_extract(args) -> None:
+    from otoscope._io import check_output_dir
     from otoscope.models.loader import load
     from otoscope.sae.extract import ExtractConfig, extract_activations
 
+    check_output_dir(args.out, None, "activation store")
     model = load(args.model, device=_device(args.device))
     config = ExtractConfig(hooks=args.hooks.split(",") if "," in args.hooks else args.hooks, dtype=args.dtype,
                            batch_size=args.batch_size, shard_mb=args.shard_mb,
@@ -43,10 +45,12 @@ def _cmd_extract(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    from otoscope._io import check_output_dir
     from otoscope.sae.store import ActivationStore
     from otoscope.sae.train_config import TrainConfig
     from otoscope.sae.trainer import Trainer
 
+    check_output_dir(args.out, None, "training folder")
     store = ActivationStore(args.activations)
     hooks = None
     if args.hooks:
@@ -81,13 +85,18 @@ def _match(patterns: str, hooks: list[str]) -> list[str]:
 
 
 def _cmd_eval(args) -> None:
+    from otoscope._io import check_output_dir
     from otoscope.models.loader import load
-    from otoscope.sae.evaluate import evaluate_sae
+    from otoscope.sae.evaluate import EVAL_FILES, evaluate_sae
     from otoscope.sae.format import load_sae, sae_folders
 
     folders = sae_folders(args.sae_dir)
     if not folders:
         raise OtoscopeError(f"no SAE in {args.sae_dir}; pass a folder with cfg.json (or a training output folder).")
+    outs = {hook: Path(args.out) / hook if args.out and len(folders) > 1 else Path(args.out or folder / "eval")
+            for hook, folder in folders.items()}
+    for out in outs.values():
+        check_output_dir(out, EVAL_FILES)
     model = None
     for hook, folder in folders.items():
         sae = load_sae(folder, device=_device(args.device))
@@ -96,7 +105,7 @@ def _cmd_eval(args) -> None:
             raise OtoscopeError(f"{folder} does not name its model; pass --model.")
         if model is None or model.name != name:
             model = load(name, device=_device(args.device))
-        out = Path(args.out) / hook if args.out and len(folders) > 1 else Path(args.out or folder / "eval")
+        out = outs[hook]
         report = evaluate_sae(model, sae, args.data, hook=args.hook or None, batch_size=args.batch_size,
                               max_clips=args.max_clips, spliced=not args.no_splice, transcribe=not args.no_transcribe,
                               compare=[Path(c) for c in args.compare], out=out)
@@ -142,11 +151,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hooks", required=True, help="hook names or globs, comma-separated")
     p.add_argument("--data", required=True, help="folder of audio, .csv/.jsonl manifest (path, text, labels) or hf:NAME[:CONFIG][:SPLIT]")
     p.add_argument("--out", required=True, type=Path, help="store folder (a rerun resumes it)")
-    p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default=None, type=device, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
-    p.add_argument("--shard-mb", type=float, default=256.0, help="approximate shard size in MiB")
-    p.add_argument("--max-clips", type=int, default=None, help="only the first N clips")
+    p.add_argument("--shard-mb", type=positive_float, default=256.0, help="approximate shard size in MiB")
+    p.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips")
     p.add_argument("--skip-errors", action="store_true", help="skip unreadable clips instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store instead of resuming it")
     p.add_argument("--repair", action="store_true", help="verify finished shards and re-extract from the first damaged one")
@@ -158,21 +167,21 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder (a rerun resumes from its last checkpoint)")
     p.add_argument("--hooks", default=None, help="train only these store hooks (names or globs, comma-separated)")
     p.add_argument("--arch", default="topk", choices=["topk", "batchtopk", "relu", "jumprelu"])
-    p.add_argument("--k", type=int, default=32, help="active latents per frame (TopK, BatchTopK)")
-    p.add_argument("--expansion", type=int, default=16, help="d_sae = expansion × d_in")
-    p.add_argument("--d-sae", type=int, default=None, help="number of latents (overrides --expansion)")
-    p.add_argument("--l1", type=float, default=5.0, help="ReLU: L1 coefficient")
-    p.add_argument("--l0", type=float, default=1e-3, help="JumpReLU: L0 coefficient")
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--samples", type=int, default=10_000_000, help="rows to train on")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 / sqrt(d_sae / 2^14))")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 5%% of steps, at most 1000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
-    p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (0: none)")
-    p.add_argument("--resample-every", type=int, default=None, help="resample dead latents every N steps")
-    p.add_argument("--dead-after", type=int, default=10_000_000, help="rows without firing before a latent is dead")
-    p.add_argument("--log-every", type=int, default=100, help="steps between metrics.jsonl lines")
+    p.add_argument("--k", type=positive_int, default=32, help="active latents per frame (TopK, BatchTopK)")
+    p.add_argument("--expansion", type=positive_int, default=16, help="d_sae = expansion × d_in")
+    p.add_argument("--d-sae", type=positive_int, default=None, help="number of latents (overrides --expansion)")
+    p.add_argument("--l1", type=nonneg_float, default=5.0, help="ReLU: L1 coefficient")
+    p.add_argument("--l0", type=nonneg_float, default=1e-3, help="JumpReLU: L0 coefficient")
+    p.add_argument("--batch-size", type=positive_int, default=4096)
+    p.add_argument("--samples", type=positive_int, default=10_000_000, help="rows to train on")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default 2e-4 / sqrt(d_sae / 2^14))")
+    p.add_argument("--warmup", type=nonneg_int, default=None, help="warm-up steps (default 5%% of steps, at most 1000)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--device", default=None, type=device, help="cpu, cuda, … (default: the rank's GPU, else CPU)")
+    p.add_argument("--checkpoint-every", type=nonneg_int, default=1000, help="steps between checkpoints (0: none)")
+    p.add_argument("--resample-every", type=positive_int, default=None, help="resample dead latents every N steps")
+    p.add_argument("--dead-after", type=positive_int, default=10_000_000, help="rows without firing before a latent is dead")
+    p.add_argument("--log-every", type=positive_int, default=100, help="steps between metrics.jsonl lines")
     p.add_argument("--no-normalize", action="store_true", help="train on raw activations (no input scaling)")
     p.add_argument("--no-autocast", action="store_true", help="no bfloat16 autocast on GPU")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if checkpoints exist")
@@ -186,9 +195,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", default=None, help="model (default: the one named in the SAE's cfg.json)")
     p.add_argument("--hook", default=None, help="hook point (default: the SAE's own)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default SAE_DIR/eval)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-clips", type=int, default=None)
+    p.add_argument("--device", default=None, type=device)
+    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--max-clips", type=positive_int, default=None)
     p.add_argument("--compare", nargs="*", default=[], help="SAE folders of other seeds (stability)")
     p.add_argument("--no-splice", action="store_true", help="reconstruction metrics only")
     p.add_argument("--no-transcribe", action="store_true", help="skip the WER comparison (greedy decoding)")

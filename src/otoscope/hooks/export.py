@@ -16,7 +16,8 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from otoscope._io import atomic_path
+from otoscope._io import atomic_path, check_output_file
+from otoscope.errors import OtoscopeError
 from otoscope.hooks.select import NamesFilter, select
 
 
@@ -49,6 +50,9 @@ def export_activations(model, audio: Sequence, path: str | Path, names_filter: N
     """Run ``model`` over ``audio`` and write the activations of ``names_filter`` to ``path`` atomically."""
     from safetensors.torch import save_file
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise OtoscopeError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    path = check_output_file(path, "acts.safetensors")
     names = select(model.points, names_filter)
     clips = model.clips(list(audio))
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
@@ -75,7 +79,6 @@ def export_activations(model, audio: Sequence, path: str | Path, names_filter: N
     meta = {"model": model.name, "source": model.source, "hooks": names, "frame_rate": model.geometry.frame_rate,
             "samples_per_frame": model.geometry.samples_per_frame, "sample_rate": model.geometry.sample_rate,
             "keep_padding": keep_padding, "dtype": str(dtype).removeprefix("torch."), "clips": meta_clips}
-    path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"otoscope": json.dumps(meta)})
     return ExportResult(path, names, rows, meta_clips)

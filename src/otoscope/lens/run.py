@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from otoscope._io import write_text_atomic
+from otoscope._io import atomic_dir, check_output_dir, write_text_atomic
 from otoscope.errors import OtoscopeError
+
+LENS_FILES = ("lens.json",)  # marks a folder as an earlier run's output, which a new run may replace
 
 
 def run_lens(model, audio, out: str | Path) -> dict:
@@ -14,27 +16,31 @@ def run_lens(model, audio, out: str | Path) -> dict:
 
     Whisper: encoder logit lens and encoder lens (``lens_layers.png``), plus the decoder logit lens per
     layer. Encoder-only models with a CTC head: the CTC lens. The JSON lists what did not apply.
+    ``out`` is replaced as a whole when everything is computed (a failed run leaves it as it was).
     """
     from otoscope.lens.decoder import ctc_lens, decoder_logit_lens
     from otoscope.lens.encoder import encoder_lens
     from otoscope.lens.plots import plot_layer_curves
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out, LENS_FILES)
     if model.is_whisper:
         result = encoder_lens(model, audio, top_k_layers=tuple(range(model.n_layers)))
         data = result.to_json()
         decoder = decoder_logit_lens(model, audio)
         data["decoder_lens"] = json.loads(decoder.summary().to_json(orient="records"))
         data["not_applicable"] = ["CTC lens (Whisper has no CTC head)"]
-        plot_layer_curves(result, out / "lens_layers.png")
+        plots = [lambda folder: plot_layer_curves(result, folder / "lens_layers.png")]
     elif getattr(model.model, "lm_head", None) is not None and model.tokenizer is not None:
         table = ctc_lens(model, audio).table
         data = {"model": model.name, "transcript": str(table["text"].iloc[-1]), "saturation_layer": None,
                 "ctc_lens": json.loads(table.to_json(orient="records")),
                 "not_applicable": ["encoder logit lens, encoder lens, decoder logit lens (no decoder)"]}
+        plots = []
     else:
         raise OtoscopeError(f"{model.name} has neither a decoder nor a CTC head with a tokenizer, so no lens applies; "
                             "use 'otoscope report' for its norms and CKA.")
-    write_text_atomic(out / "lens.json", json.dumps(data, indent=1))
+    with atomic_dir(out) as folder:
+        for plot in plots:
+            plot(folder)
+        write_text_atomic(folder / "lens.json", json.dumps(data, indent=1))
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Callable, Literal, Sequence, Union
 
@@ -76,8 +77,8 @@ class PatchConfig:
             raise OtoscopeError("hooks is an empty list; pass at least one hook name or glob.")
         for name in ("window", "stride"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise OtoscopeError(f"{name} must be positive, got {value}; use None for "
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise OtoscopeError(f"{name} must be a positive finite number, got {value}; use None for "
                                     + ("one cell over all positions." if name == "window" else "no overlap."))
         if self.stride is not None and self.window is None:
             raise OtoscopeError("stride needs a window; set window (frames or seconds) or drop stride.")

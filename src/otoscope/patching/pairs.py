@@ -26,6 +26,7 @@ from otoscope.patching.inputs import align_clips
 from otoscope.patching.speech import Speech, WordSpan, split_words, synthesize
 
 FACTORS = ("word", "voice", "noise", "span")
+PAIR_FILES = ("pair.json",)  # marks a folder as an earlier pair, which a new one may replace
 
 
 @dataclass
@@ -74,20 +75,19 @@ class MinimalPair:
                 "corrupt_words": [asdict(w) for w in self.corrupt_words], "details": self.details}
 
     def save(self, out: str | Path) -> list[Path]:
-        """Write ``clean.flac``, ``corrupt.flac`` (16-bit) and ``pair.json`` into folder ``out``, atomically."""
+        """Write ``clean.flac``, ``corrupt.flac`` (16-bit) and ``pair.json`` into folder ``out``, which is replaced
+        as a whole (an earlier pair's folder, see :data:`PAIR_FILES`)."""
         import soundfile as sf
 
-        from otoscope._io import atomic_path, write_text_atomic
+        from otoscope._io import atomic_dir, check_output_dir, write_text_atomic
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for clip, name in ((self.clean, "clean.flac"), (self.corrupt, "corrupt.flac")):
-            with atomic_path(out / name) as tmp:
-                sf.write(str(tmp), np.clip(clip.samples, -1, 1), clip.sample_rate, format="FLAC", subtype="PCM_16")
-            paths.append(out / name)
-        write_text_atomic(out / "pair.json", json.dumps(self.to_json(), indent=1))
-        return paths + [out / "pair.json"]
+        out = check_output_dir(out, PAIR_FILES)
+        with atomic_dir(out) as folder:
+            for clip, name in ((self.clean, "clean.flac"), (self.corrupt, "corrupt.flac")):
+                sf.write(str(folder / name), np.clip(clip.samples, -1, 1), clip.sample_rate, format="FLAC",
+                         subtype="PCM_16")
+            write_text_atomic(folder / "pair.json", json.dumps(self.to_json(), indent=1))
+        return [out / "clean.flac", out / "corrupt.flac", out / "pair.json"]
 
 
 def load_pair(path: str | Path, sample_rate: int = 16_000) -> MinimalPair:

@@ -11,6 +11,8 @@ import numpy as np
 
 from otoscope.patching.speech import WordSpan
 
+PATCH_FILES = ("patch.json",)  # marks a folder as an earlier run's output, which a new run may replace
+
 
 @dataclass
 class CellResult:
@@ -108,20 +110,24 @@ class PatchResult:
                 "clean": _num(self.clean), "corrupt": _num(self.corrupt), "n_cells": len(self.cells),
                 "words": [asdict(w) for w in self.words], "context": self.context, "notes": self.notes}
 
-    def save(self, out: str | Path, plot: bool = True) -> list[Path]:
-        """Write ``patch.json``, ``patch_meta.json`` and (``plot``) ``heatmap.png`` into folder ``out``."""
-        from otoscope._io import write_text_atomic
+    def save(self, out: str | Path, plot: bool = True, extra: dict[str, str] | None = None) -> list[Path]:
+        """Write ``patch.json``, ``patch_meta.json``, (``plot``) ``heatmap.png`` and ``extra`` (file name → text)
+        into folder ``out``, which is replaced as a whole (an earlier run's folder; see :data:`PATCH_FILES`)."""
+        from otoscope._io import atomic_dir, check_output_dir, write_text_atomic
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / "patch.json", out / "patch_meta.json"]
-        write_text_atomic(paths[0], json.dumps(self.to_json(), indent=1, allow_nan=False))
-        write_text_atomic(paths[1], json.dumps(self.meta(), indent=1, allow_nan=False, default=str))
-        if plot and self.cells:
-            from otoscope.patching.plots import plot_heatmap
+        out = check_output_dir(out, PATCH_FILES)
+        names = ["patch.json", "patch_meta.json"]
+        with atomic_dir(out) as folder:
+            write_text_atomic(folder / names[0], json.dumps(self.to_json(), indent=1, allow_nan=False))
+            write_text_atomic(folder / names[1], json.dumps(self.meta(), indent=1, allow_nan=False, default=str))
+            if plot and self.cells:
+                from otoscope.patching.plots import plot_heatmap
 
-            paths.append(plot_heatmap(self, out / "heatmap.png"))
-        return paths
+                names.append(plot_heatmap(self, folder / "heatmap.png").name)
+            for name, text in (extra or {}).items():
+                write_text_atomic(folder / name, text)
+                names.append(name)
+        return [out / name for name in names]
 
 
 def spearman(a, b) -> float:

@@ -30,6 +30,8 @@ from otoscope.sae.metrics import ReconstructionAccumulator, ReconstructionMetric
 from otoscope.sae.model import SparseAutoencoder
 from otoscope.sae.splice import splice
 
+EVAL_FILES = ("eval.json",)  # marks a folder as an earlier evaluation, which a new one may replace
+
 
 @dataclass
 class SplicedCost:
@@ -145,11 +147,14 @@ def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = No
     """Evaluate ``sae`` at ``hook`` (default: its own) of ``model`` on ``corpus`` (see :func:`open_corpus`).
 
     ``compare``: SAEs (or folders) of other seeds for the stability figure. With ``out``, writes ``eval.json``
-    and ``density.png`` there.
+    and ``density.png`` into that folder, replacing it as a whole (an earlier evaluation's, see :data:`EVAL_FILES`).
     """
+    from otoscope._io import check_output_dir
     from otoscope.sae.format import load_sae
     from otoscope.sae.plots import plot_density
 
+    if out is not None:
+        out = check_output_dir(out, EVAL_FILES)
     hook = hook or sae.cfg.hook_name
     if hook is None:
         raise OtoscopeError("the SAE does not name its hook point; pass hook=...")
@@ -211,11 +216,11 @@ def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = No
                           "mean_max_cosine": match.mean_max_cosine})
     report = EvalReport(model.name, hook, len(items), acc.result(dense_threshold), cost, stability)
     if out is not None:
-        from otoscope._io import write_text_atomic
+        from otoscope._io import atomic_dir, write_text_atomic
 
-        out = Path(out)
-        write_text_atomic(out / "eval.json", json.dumps(report.to_json(), indent=1))
-        plot_density(report.reconstruction.frequency, out / "density.png", title=f"{model.name} · {hook}")
+        with atomic_dir(out) as folder:
+            write_text_atomic(folder / "eval.json", json.dumps(report.to_json(), indent=1))
+            plot_density(report.reconstruction.frequency, folder / "density.png", title=f"{model.name} · {hook}")
     return report
 
 
