@@ -41,8 +41,11 @@ def _cmd_transcribe(args) -> None:
     from otoscope.models.hooked import load
 
     model = load(args.model, device=args.device)
-    results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
-                               progress=not args.json and len(args.files) > 1)
+    from otoscope.steer.cli_support import maybe_steering
+
+    with maybe_steering(model, args.steer, args.alpha):
+        results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
+                                   progress=not args.json and len(args.files) > 1)
     for path, result in zip(args.files, results):
         if args.json:
             print(json.dumps({"path": str(path), "text": result.text}), flush=True)
@@ -120,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.add_argument("--language", default=None, help="language code for multilingual Whisper (default: detect)")
     p.add_argument("--json", action="store_true", help='one {"path": ..., "text": ...} object per line')
+    p.add_argument("--steer", default=None, type=Path, help="steering folder (otoscope steer fit/silence) applied while decoding")
+    p.add_argument("--alpha", default=None, type=float, help="strength for --steer (default: the folder's own)")
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("cache", help="export activations to a safetensors file")
@@ -152,9 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from otoscope.cli import patch as patch_cli
     from otoscope.cli import sae as sae_cli
+    from otoscope.cli import steer as steer_cli
 
     patch_cli.register(sub)
     sae_cli.register(sub)
+    steer_cli.register(sub)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")
