@@ -77,3 +77,15 @@ def test_fit_chooses_the_layer_by_probe(tmp_path, manifest, speech, noise_file):
     info = json.loads((out / "steer.json").read_text())
     probe = info["meta"]["probe"]
     assert len(probe) == 4 and info["hook"] == max(probe, key=lambda r: r["accuracy"])["hook"]
+
+
+def test_silence_chooses_and_saves_an_intervention_that_transcribe_applies(tmp_path, manifest, speech, noise_file,
+                                                                            capsys):
+    dog = [r["path"] for r in manifest if r["kind"] == "nonspeech"]
+    out = tmp_path / "silence"
+    assert main(["steer", "silence", "--speech", speech[0]["path"], speech[1]["path"], "--nonspeech", *dog, noise_file,
+                 "--out", str(out), "--layers", "3", "--alphas", "1"]) == 0
+    assert "hallucination rate 1.00 → 0.00" in capsys.readouterr().out
+    assert main(["transcribe", "--json", speech[0]["path"], noise_file, "--steer", str(out)]) == 0
+    texts = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert texts[0].endswith("Please open the door.") and texts[1] in ("", "...")

@@ -28,7 +28,9 @@ def _cmd_silence(args) -> None:
     from otoscope.steer.silence import choose_silencer
 
     model = load(args.model, device=args.device)
-    fit = choose_silencer(model, [str(f) for f in args.speech], [str(f) for f in args.nonspeech], progress=True)
+    kwargs = {"alphas": tuple(args.alphas)} if args.alphas else {}
+    fit = choose_silencer(model, [str(f) for f in args.speech], [str(f) for f in args.nonspeech], layers=args.layers,
+                          progress=True, **kwargs)
     folder = fit.direction.save(args.out, created_by="otoscope steer silence")
     c = fit.chosen
     print(f"{c.method} '{c.token}' at decoder layer {c.layer}, α {c.alpha:g}: non-speech hallucination rate "
@@ -69,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speech", nargs="+", required=True, type=Path, help="speech clips (their transcripts must stay)")
     p.add_argument("--nonspeech", nargs="+", required=True, type=Path, help="non-speech clips (to be silenced)")
     p.add_argument("--out", required=True, type=Path, help="output steering folder")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="decoder layers to try (default: all)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None,
+                   help="strengths to try, in units of the mean residual norm (default 0.25 0.5 1)")
     model_args(p)
     p.set_defaults(func=_cmd_silence)
 
