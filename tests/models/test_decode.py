@@ -5,7 +5,7 @@ import torch
 
 def test_greedy_matches_transformers_generate(tiny_en, manifest):
     paths = [r["path"] for r in manifest]
-    ours = tiny_en.transcribe(paths, batch_size=3)
+    ours = tiny_en.transcribe(paths, batch_size=3, exact=True)  # the dog bark loops: plain greedy keeps looping
     inputs = tiny_en.prepare(paths)
     with torch.no_grad():
         generated = tiny_en.model.generate(inputs.features, do_sample=False, num_beams=1, max_new_tokens=224)

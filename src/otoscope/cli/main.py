@@ -45,10 +45,14 @@ def _cmd_transcribe(args) -> None:
 
     with maybe_steering(model, args.steer, args.alpha):
         results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
-                                   progress=not args.json and len(args.files) > 1)
+                                   progress=not args.json and len(args.files) > 1, exact=args.exact,
+                                   no_speech_threshold=args.no_speech_threshold, logprob_threshold=args.logprob_threshold)
     for path, result in zip(args.files, results):
         if args.json:
-            print(json.dumps({"path": str(path), "text": result.text}), flush=True)
+            print(json.dumps({"path": str(path), "text": result.text, "no_speech_prob": result.no_speech_prob,
+                              "avg_logprob": result.avg_logprob, "compression_ratio": result.compression_ratio,
+                              "finished": result.finished, "repetition_stopped": result.repetition_stopped,
+                              "skipped": result.skipped}), flush=True)
         else:
             print(f"{path}\t{result.text}" if len(args.files) > 1 else result.text, flush=True)
 
@@ -122,7 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     model_args(p)
     p.add_argument("--language", default=None, help="language code for multilingual Whisper (default: detect)")
-    p.add_argument("--json", action="store_true", help='one {"path": ..., "text": ...} object per line')
+    p.add_argument("--json", action="store_true", help='one {"path": ..., "text": ..., "no_speech_prob": ..., '
+                   '"avg_logprob": ..., "compression_ratio": ..., "repetition_stopped": ..., "skipped": ...} object '
+                   'per line (the Whisper figures are null for CTC models)')
+    p.add_argument("--exact", action="store_true", help="plain greedy decoding: no repetition guard (Whisper)")
+    p.add_argument("--no-speech-threshold", type=float, default=None,
+                   help="empty windows whose no-speech probability is above this (openai/whisper uses 0.6; default off)")
+    p.add_argument("--logprob-threshold", type=float, default=None,
+                   help="with --no-speech-threshold: keep windows whose average log-prob is above this (openai: -1.0)")
     p.add_argument("--steer", default=None, type=Path, help="steering folder (otoscope steer fit/silence) applied while decoding")
     p.add_argument("--alpha", default=None, type=float, help="strength for --steer (default: the folder's own)")
     p.set_defaults(func=_cmd_transcribe)

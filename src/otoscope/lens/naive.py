@@ -30,7 +30,7 @@ def encoder_lens_per_layer(model, audio, max_new_tokens: int = 96) -> list[Layer
 
         hooks = [(f"encoder.blocks.{layer}.hook_resid_post", keep), (last, keep), ("encoder.hook_ln_final", swap)]
         with torch.no_grad(), model.hooks(hooks):
-            text = model.transcribe(audio, max_new_tokens=max_new_tokens).text
+            text = model.transcribe(audio, max_new_tokens=max_new_tokens, exact=True).text  # the fast lens decodes plainly
         pair = torch.stack([grabbed[f"encoder.blocks.{layer}.hook_resid_post"][0, :n_real], grabbed[last][0, :n_real]])
         lis, ent, kl = logit_lens_stats(model, pair)
         out.append(LayerLens(layer, lis[0], ent[0], kl[0], text))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from otoscope.audio.io import Clip, split_windows
 from otoscope.errors import OtoscopeError
 from otoscope.models.inputs import pad_tokens, waveform_features, whisper_features
+from otoscope.models.safeguards import (RepetitionGuard, SpeechGates, average_logprob, chosen_logprobs,
+                                        compression_ratio, no_speech_probs, no_speech_token)
 
 
 @dataclass
@@ -24,7 +26,19 @@ class Transcription:
     path: str = ""
     """Where the clip came from."""
     finished: bool = True
-    """False when the token limit stopped decoding before end-of-text (the text is cut short)."""
+    """False when decoding stopped before end-of-text: the token limit or the repetition guard."""
+    no_speech_prob: float | None = None
+    """Whisper: probability of the no-speech token at ``<|startoftranscript|>`` (first step). CTC: None."""
+    avg_logprob: float | None = None
+    """Whisper: summed log-probs of the chosen tokens, end-of-text included, over ``len(tokens) + 1``. CTC: None."""
+    compression_ratio: float | None = None
+    """Whisper: text bytes over their zlib-compressed size (openai/whisper flags > 2.4 as looping). CTC: None."""
+    repetition_stopped: bool = False
+    """True when the repetition guard stopped a looping decode (the text is what came before the stop)."""
+    skipped: str | None = None
+    """Which no-speech gate emptied the text (``safeguards.GATE_*``), or None when it was kept."""
+    windows: list["Transcription"] = field(default_factory=list)
+    """The per-30 s-window transcriptions of a longer clip (empty for a single window)."""
 
     def __str__(self) -> str:
         return self.text
@@ -52,11 +66,13 @@ def detect_language(model, encoder_states: torch.Tensor) -> list[str]:
 
 @torch.no_grad()
 def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_tokens: int,
-                   encoder_states: torch.Tensor | None = None) -> list[Transcription]:
+                   encoder_states: torch.Tensor | None = None,
+                   repetition: RepetitionGuard | None = None) -> list[Transcription]:
     """Decode one batch of ≤30 s clips greedily with a KV cache.
 
     ``encoder_states`` ``[batch, frames, d_model]`` replaces the encoder's output when given (the
     encoder lens decodes from intermediate layers this way); ``clips`` then only name the rows.
+    ``repetition`` stops rows that loop; None decodes exactly as plain greedy decoding does.
     """
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
@@ -79,18 +95,25 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
     step_input = prefix
     rows: list[list[int]] = [[] for _ in clips]
     active = list(range(len(clips)))  # original row of each row still decoding
+    no_speech: list[float | None] = [None] * len(clips)
+    sum_logprob = [0.0] * len(clips)
+    looped = [False] * len(clips)
     for step in range(limit):
         out = hf(encoder_outputs=(encoder_states,), decoder_input_ids=step_input, past_key_values=cache, use_cache=True)
         cache = out.past_key_values
+        if step == 0:  # the prefix starts with <|startoftranscript|>: its logits give the no-speech probability
+            no_speech = no_speech_probs(out.logits[:, 0], no_speech_token(model))
         logits = out.logits[:, -1].float()  # [active, vocab]
         if suppress:
             logits[:, suppress] = -float("inf")
         if step == 0 and begin:
             logits[:, begin] = -float("inf")
         next_token = logits.argmax(-1)
-        for row, token in zip(active, next_token.tolist()):
+        for row, token, logprob in zip(active, next_token.tolist(), chosen_logprobs(logits, next_token).tolist()):
             rows[row].append(token)
-        finished = next_token == eot
+            sum_logprob[row] += logprob
+            looped[row] = repetition is not None and token != eot and repetition.looped(rows[row])
+        finished = (next_token == eot) | torch.tensor([looped[row] for row in active], device=next_token.device)
         if bool(finished.all()):
             break
         if bool(finished.any()):
@@ -101,9 +124,11 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
             active = [active[i] for i in keep.tolist()]
         step_input = next_token[:, None]
     results = []
-    for clip, lang, row in zip(clips, languages, rows):
+    for i, (clip, lang, row) in enumerate(zip(clips, languages, rows)):
         tokens = row[: row.index(eot)] if eot in row else row
-        results.append(Transcription(model.to_string(tokens).strip(), tokens, lang, clip.name, eot in row))
+        text = model.to_string(tokens).strip()
+        results.append(Transcription(text, tokens, lang, clip.name, eot in row, no_speech[i],
+                                     average_logprob(sum_logprob[i], len(tokens)), compression_ratio(text), looped[i]))
     return results
 
 
@@ -125,23 +150,63 @@ def greedy_ctc(model, clips: list[Clip]) -> list[Transcription]:
 
 
 def transcribe(model, clips: list[Clip], *, batch_size: int = 8, language: str | None = None,
-               max_new_tokens: int = 224, progress: bool = False) -> list[Transcription]:
-    """Transcribe clips in batches; Whisper clips over 30 s are split into 30 s windows and re-joined."""
+               max_new_tokens: int = 224, progress: bool = False, exact: bool = False,
+               repetition: RepetitionGuard | None = None, no_speech_threshold: float | None = None,
+               logprob_threshold: float | None = None) -> list[Transcription]:
+    """Transcribe clips in batches; Whisper clips over 30 s are split into 30 s windows and re-joined.
+
+    Whisper stops looping decodes with ``repetition`` (default :class:`RepetitionGuard`); ``exact=True``
+    turns the guard off, so the tokens are exactly plain greedy decoding's. ``no_speech_threshold`` /
+    ``logprob_threshold`` empty the text of windows openai/whisper's rule calls silent (off by default).
+    """
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise OtoscopeError(f"batch_size must be at least 1, got {batch_size}.")
+    gates = SpeechGates(no_speech_threshold, logprob_threshold)
+    if exact and (repetition is not None or gates.active):
+        raise OtoscopeError("exact=True decodes plain greedy tokens; drop repetition= and the no-speech / "
+                            "logprob thresholds, or set exact=False.")
     if not model.is_whisper:
+        if gates.active:
+            raise OtoscopeError(f"{model.name} is a CTC model with no no-speech probability; "
+                                "the no-speech / logprob thresholds apply to Whisper only.")
         return [t for start in range(0, len(clips), batch_size) for t in greedy_ctc(model, clips[start : start + batch_size])]
+    guard = None if exact else (repetition or RepetitionGuard())
     window = model.geometry.window_samples
     pieces = [(i, piece) for i, clip in enumerate(clips) for piece in split_windows(clip, window)]
     texts: list[list[Transcription]] = [[] for _ in clips]
     bar = tqdm(total=len(pieces), desc="transcribe", unit="window", disable=not progress)
     for start in range(0, len(pieces), batch_size):
         batch = pieces[start : start + batch_size]
-        for (i, _), result in zip(batch, greedy_whisper(model, [p for _, p in batch], language, max_new_tokens)):
-            texts[i].append(result)
+        decoded = greedy_whisper(model, [p for _, p in batch], language, max_new_tokens, repetition=guard)
+        for (i, _), result in zip(batch, decoded):
+            texts[i].append(_gate(result, gates))
         bar.update(len(batch))
     bar.close()
-    return [Transcription(" ".join(p.text for p in parts if p.text), [t for p in parts for t in p.tokens],
-                          parts[0].language, clip.name, all(p.finished for p in parts)) for clip, parts in zip(clips, texts)]
+    return [parts[0] if len(parts) == 1 else _join(clip.name, parts) for clip, parts in zip(clips, texts)]
+
+
+def _gate(result: Transcription, gates: SpeechGates) -> Transcription:
+    """Empty the text and tokens of a window the no-speech rule drops; its figures stay."""
+    fired = gates.fired(result.no_speech_prob, result.avg_logprob)
+    if fired is None:
+        return result
+    return replace(result, text="", tokens=[], skipped=fired)
+
+
+def _join(name: str, parts: list[Transcription]) -> Transcription:
+    """One transcription of a clip from its 30 s windows.
+
+    The average log-prob pools every window's tokens; the no-speech probability is the lowest window's
+    (a clip holds speech when any window does); ``skipped`` is set only when every window was dropped.
+    """
+    n_tokens = sum(len(p.tokens) + 1 for p in parts if p.skipped is None)
+    sums = sum(p.avg_logprob * (len(p.tokens) + 1) for p in parts if p.skipped is None)
+    text = " ".join(p.text for p in parts if p.text)
+    skipped = parts[0].skipped if all(p.skipped for p in parts) else None
+    no_speech = [p.no_speech_prob for p in parts if p.no_speech_prob is not None]
+    return Transcription(text, [t for p in parts for t in p.tokens], parts[0].language, name,
+                         all(p.finished for p in parts), min(no_speech) if no_speech else None,
+                         sums / n_tokens if n_tokens else None, compression_ratio(text),
+                         any(p.repetition_stopped for p in parts), skipped, parts)

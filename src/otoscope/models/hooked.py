@@ -303,18 +303,27 @@ class HookedAudioModel(nn.Module):
 
     # ----------------------------------------------------------------- transcription
     def transcribe(self, audio, *, batch_size: int = 8, language: str | None = None, max_new_tokens: int = 224,
-                   progress: bool = False, sample_rate: int | None = None):
+                   progress: bool = False, sample_rate: int | None = None, exact: bool = False,
+                   repetition=None, no_speech_threshold: float | None = None,
+                   logprob_threshold: float | None = None):
         """Greedy transcription. One clip → a :class:`Transcription`; a list → a list of them.
 
         Whisper decodes with a KV cache, batched, and splits clips longer than 30 s into consecutive
         30 s windows whose texts are joined. ``language=None`` detects it on multilingual checkpoints.
-        CTC models take the frame-wise argmax and collapse repeats.
+        Each result carries Whisper's ``no_speech_prob``, ``avg_logprob`` and ``compression_ratio``.
+        A decode that loops on one short block is stopped (``repetition``: a
+        :class:`~otoscope.models.safeguards.RepetitionGuard`; ``repetition_stopped`` says so);
+        ``exact=True`` turns that off for tokens identical to plain greedy decoding.
+        ``no_speech_threshold`` (and optionally ``logprob_threshold``) empty windows openai/whisper
+        would skip as silent. CTC models take the frame-wise argmax and collapse repeats; their
+        Whisper-only figures are None.
         """
         from otoscope.models.decode import transcribe
 
         single = not isinstance(audio, (list, tuple))
         results = transcribe(self, self.clips(audio, sample_rate), batch_size=batch_size, language=language,
-                             max_new_tokens=max_new_tokens, progress=progress)
+                             max_new_tokens=max_new_tokens, progress=progress, exact=exact, repetition=repetition,
+                             no_speech_threshold=no_speech_threshold, logprob_threshold=logprob_threshold)
         return results[0] if single else results
 
     def __repr__(self) -> str:

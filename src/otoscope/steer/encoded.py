@@ -16,8 +16,6 @@ from otoscope.audio.io import Clip
 from otoscope.models.inputs import whisper_features
 from otoscope.steer.gate import real_frame_counts, real_mask
 
-NO_SPEECH_TOKEN = "<|nocaptions|>"  # Whisper's no-speech token (English-only and multilingual checkpoints)
-
 
 @dataclass
 class Encoded:
@@ -87,9 +85,9 @@ def first_step(model, states: torch.Tensor, hooks: Sequence[str] = ()) -> tuple[
 
 
 def no_speech_probs(model, states: torch.Tensor) -> torch.Tensor:
-    """Whisper's no-speech probability per clip ``[clips]``: P(``<|nocaptions|>``) at the start-of-transcript position.
+    """Whisper's no-speech probability per clip ``[clips]`` from cached encoder states (see
+    :func:`otoscope.models.safeguards.no_speech_probs`: the quantity openai/whisper gates at 0.6)."""
+    from otoscope.models import safeguards
 
-    This is the quantity openai/whisper compares with ``no_speech_threshold`` (0.6).
-    """
     logits, _ = first_step(model, states)
-    return logits[:, 0].softmax(-1)[:, model.token_id(NO_SPEECH_TOKEN)]
+    return torch.tensor(safeguards.no_speech_probs(logits[:, 0], safeguards.no_speech_token(model)))
