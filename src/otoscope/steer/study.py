@@ -96,19 +96,20 @@ def _naive(model, config, fit_s, fit_n, held_speech, held_non, refs) -> list[dic
     """Difference of means (non-speech − speech clip means) added at encoder layers, ungated, end to end."""
     from otoscope.models.decode import transcribe
 
+    # exact=True: plain greedy decoding, as the cached decodes elsewhere in the study
     if not config.naive_clips:
         return []
     speech, non = held_speech[: config.naive_clips], held_non[:: max(1, len(held_non) // config.naive_clips)][: config.naive_clips]
     clips = [s.clip for s in speech + non]
     rows = []
-    base = [t.text for t in transcribe(model, clips, max_new_tokens=48)]
+    base = [t.text for t in transcribe(model, clips, max_new_tokens=48, exact=True)]
     for layer in config.naive_layers:
         v = fit_n.layer_means[:, layer].mean(0) - fit_s.layer_means[:, layer].mean(0)
         scale = float((fit_s + fit_n).mean_norms[layer])
         d = Direction(v, f"encoder.blocks.{layer}.hook_resid_post", model.name, 1.0, "add", "mean_norm", scale)
         for alpha in config.naive_alphas:
             with steering(model, d, alpha):
-                texts = [t.text for t in transcribe(model, clips, max_new_tokens=48)]
+                texts = [t.text for t in transcribe(model, clips, max_new_tokens=48, exact=True)]
             rows.append({"method": "encoder_mean_difference", "layer": layer, "alpha": alpha,
                          "hallucination_rate": hallucination_rate(texts[len(speech):]),
                          "wer": mean_wer(refs[: len(speech)], texts[: len(speech)]),
@@ -188,7 +189,7 @@ def run_study(out: str | Path, config: StudyConfig | None = None, stimuli: Stimu
     check_rows = list(range(min(k, len(held_speech)))), list(range(min(k, len(held_non))))
     with steering(model, loaded):
         live = [t.text for t in transcribe(model, [held_speech[i].clip for i in check_rows[0]]
-                                           + [held_non[i].clip for i in check_rows[1]], max_new_tokens=48)]
+                                           + [held_non[i].clip for i in check_rows[1]], max_new_tokens=48, exact=True)]
     cached = [chosen_texts[0][i] for i in check_rows[0]] + [chosen_texts[1][i] for i in check_rows[1]]
     steered = {"hallucination_rate": hallucination_rate(chosen_texts[1]), "wer": mean_wer(refs, chosen_texts[0])}
     reduction = 1 - steered["hallucination_rate"] / baseline["hallucination_rate"] if baseline["hallucination_rate"] else 0.0
