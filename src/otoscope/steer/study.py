@@ -26,7 +26,7 @@ from otoscope._io import write_text_atomic
 from otoscope.steer.apply import steering
 from otoscope.steer.direction import Direction
 from otoscope.steer.encoded import Encoded, encode, no_speech_probs
-from otoscope.steer.silence import ALPHAS, choose_silencer, fit_gate, gate_opens, token_direction
+from otoscope.steer.silence import choose_silencer, fit_gate, gate_opens, token_direction
 from otoscope.steer.transcripts import decode, hallucination_rate, mean_wer
 from otoscope.stimuli.sets import StimulusSet, speech_nonspeech_sets
 
@@ -39,23 +39,23 @@ class StudyConfig:
 
     model: str = "whisper-tiny.en"
     """Model name."""
-    n_speech: int = 12
+    n_speech: int = 8
     """Speech sentences per split."""
-    noise_per_kind: int = 2
+    noise_per_kind: int = 1
     """Synthetic noises per kind (7 kinds) per split."""
     seed: int = 0
     """Seed of the noise levels/lengths and the animal split."""
-    alphas: tuple[float, ...] = ALPHAS
+    alphas: tuple[float, ...] = (0.25, 1.0)
     """Decoder-side strengths, in units of the mean residual norm at the hook."""
     decoder_layers: tuple[int, ...] | None = None
     """Decoder blocks swept (None: all)."""
     naive_layers: tuple[int, ...] = (1, 3)
     """Encoder blocks for the naive difference-of-means intervention."""
-    naive_alphas: tuple[float, ...] = (0.5, 1.5)
+    naive_alphas: tuple[float, ...] = (1.0,)
     """Its strengths (mean-norm units)."""
-    naive_clips: int = 4
+    naive_clips: int = 3
     """Held-out clips per class for the naive intervention (it re-runs the encoder, so it is costly)."""
-    check_clips: int = 4
+    check_clips: int = 3
     """Held-out clips per class decoded end to end with the saved steering folder."""
 
     def __post_init__(self):
