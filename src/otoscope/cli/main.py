@@ -40,9 +40,12 @@ def _cmd_transcribe(args) -> None:
     from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
-    results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
-                               progress=not args.json and len(args.files) > 1, exact=args.exact,
-                               no_speech_threshold=args.no_speech_threshold, logprob_threshold=args.logprob_threshold)
+    from otoscope.steer.cli_support import maybe_steering
+
+    with maybe_steering(model, args.steer, args.alpha):
+        results = model.transcribe([str(f) for f in args.files], batch_size=args.batch_size, language=args.language,
+                                   progress=not args.json and len(args.files) > 1, exact=args.exact,
+                                   no_speech_threshold=args.no_speech_threshold, logprob_threshold=args.logprob_threshold)
     for path, result in zip(args.files, results):
         if args.json:
             print(json.dumps({"path": str(path), "text": result.text, "no_speech_prob": result.no_speech_prob,
@@ -135,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="empty windows whose no-speech probability is above this (openai/whisper uses 0.6; default off)")
     p.add_argument("--logprob-threshold", type=float, default=None,
                    help="with --no-speech-threshold: keep windows whose average log-prob is above this (openai: -1.0)")
+    p.add_argument("--steer", default=None, type=Path, help="steering folder (otoscope steer fit/silence) applied while decoding")
+    p.add_argument("--alpha", default=None, type=float, help="strength for --steer (default: the folder's own)")
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("cache", help="export activations to a safetensors file")
@@ -165,12 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", default=None, type=Path, help="minimal-pair folder (otoscope pairs): adds a patching section")
     p.set_defaults(func=_cmd_report)
 
+    from otoscope.cli import align as align_cli
     from otoscope.cli import patch as patch_cli
     from otoscope.cli import sae as sae_cli
+    from otoscope.cli import steer as steer_cli
 
     patch_cli.register(sub)
     sae_cli.register(sub)
-    from otoscope.cli import align as align_cli  # noqa: E402 (lazy, like the two above)
+    steer_cli.register(sub)
     align_cli.register(sub)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")

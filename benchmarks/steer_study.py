@@ -1,0 +1,23 @@
+"""The non-speech hallucination study as a benchmark: ``.venv/bin/python benchmarks/steer_study.py [OUT]``.
+
+Baselines: Whisper tiny.en as it is, and Whisper's own no-speech gate (P(<|nocaptions|>) ≥ 0.6 → empty
+transcript, openai/whisper's ``no_speech_threshold``), which is what a competent user would switch on
+to stop non-speech transcripts. Everything is timed once, end to end (stimuli, encoder, decoding).
+Prints the study's summary as the last line: one JSON object with hallucination_rate_baseline,
+hallucination_rate_gate, hallucination_rate_steered, reduction, wer_clean, wer_steered, wer_increase,
+plus seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from otoscope.steer.study import run_study
+
+if __name__ == "__main__":
+    out = sys.argv[1] if len(sys.argv) > 1 else "out/steer_study"
+    started = time.time()
+    result = run_study(out, progress=False)
+    print(json.dumps({**result.summary, "seconds": round(time.time() - started, 1)}))

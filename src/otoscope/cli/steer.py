@@ -1,0 +1,87 @@
+"""``otoscope steer fit | silence | study``: parse, call :mod:`otoscope.steer`, print.
+
+torch and the model code are imported inside the command functions so ``otoscope --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_STRENGTH = 1.0  # default α of a fitted direction, in units of the mean residual norm at its hook
+
+
+def _cmd_fit(args) -> None:
+    from otoscope.models.hooked import load
+    from otoscope.steer.fit import fit_direction
+
+    model = load(args.model, device=args.device)
+    direction = fit_direction(model, [str(f) for f in args.positive], [str(f) for f in args.negative], args.hook,
+                              alpha=args.alpha)
+    folder = direction.save(args.out, created_by="otoscope steer fit")
+    print(f"direction at {direction.hook} (mean norm {direction.scale:.3f}, default α {direction.alpha:g}) → {folder}")
+
+
+def _cmd_silence(args) -> None:
+    from otoscope.models.hooked import load
+    from otoscope.steer.silence import choose_silencer
+
+    model = load(args.model, device=args.device)
+    kwargs = {"alphas": tuple(args.alphas)} if args.alphas else {}
+    fit = choose_silencer(model, [str(f) for f in args.speech], [str(f) for f in args.nonspeech], layers=args.layers,
+                          progress=True, **kwargs)
+    folder = fit.direction.save(args.out, created_by="otoscope steer silence")
+    c = fit.chosen
+    print(f"{c.method} '{c.token}' at decoder layer {c.layer}, α {c.alpha:g}: non-speech hallucination rate "
+          f"{fit.baseline_hallucination_rate:.2f} → {c.hallucination_rate:.2f}, speech WER change {c.wer_change:+.3f} → {folder}")
+
+
+def _cmd_study(args) -> None:
+    from otoscope.steer.study import StudyConfig, run_study
+
+    config = StudyConfig(model=args.model, n_speech=args.n_speech, noise_per_kind=args.noise_per_kind, seed=args.seed)
+    result = run_study(args.out, config, progress=not args.quiet)
+    print(f"wrote {Path(args.out) / 'study.json'}, study.html, plots and the chosen steering folder silence/")
+    print(json.dumps(result.summary))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``steer`` command group to the main parser's subcommands."""
+    from otoscope.models.registry import DEFAULT_MODEL
+
+    steer = sub.add_parser("steer", help="steering directions: fit, silence non-speech, the hallucination study")
+    cmds = steer.add_subparsers(dest="steer_command", required=True)
+
+    def model_args(p):
+        p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
+        p.add_argument("--device", default=None, help="cpu, cuda, … (default cpu)")
+
+    p = cmds.add_parser("fit", help="difference of means between two sets of clips at a hook → steering folder")
+    p.add_argument("--positive", nargs="+", required=True, type=Path, help="clips the direction points towards")
+    p.add_argument("--negative", nargs="+", required=True, type=Path, help="clips it points away from")
+    p.add_argument("--out", required=True, type=Path, help="output folder (direction.safetensors + steer.json)")
+    p.add_argument("--hook", default=None, help="hook point (default: the encoder layer a linear probe separates best)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_STRENGTH,
+                   help=f"default strength in units of the mean activation norm at the hook (default {DEFAULT_STRENGTH:g})")
+    model_args(p)
+    p.set_defaults(func=_cmd_fit)
+
+    p = cmds.add_parser("silence", help="choose an intervention that empties non-speech transcripts, keeps speech")
+    p.add_argument("--speech", nargs="+", required=True, type=Path, help="speech clips (their transcripts must stay)")
+    p.add_argument("--nonspeech", nargs="+", required=True, type=Path, help="non-speech clips (to be silenced)")
+    p.add_argument("--out", required=True, type=Path, help="output steering folder")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="decoder layers to try (default: all)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None,
+                   help="strengths to try, in units of the mean residual norm (default 0.25 0.5 1)")
+    model_args(p)
+    p.set_defaults(func=_cmd_silence)
+
+    p = cmds.add_parser("study", help="the non-speech hallucination study (study.json, plots, HTML, steering folder)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--model", "-m", default="whisper-tiny.en", help="model (default whisper-tiny.en)")
+    p.add_argument("--n-speech", type=int, default=8, help="speech sentences per split (default 8)")
+    p.add_argument("--noise-per-kind", type=int, default=1, help="synthetic noises per kind per split (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_study)
