@@ -53,3 +53,33 @@ def test_clip_names_are_escaped(tmp_path, speech, features_dir, tiny_whisper):
     shutil.copy(speech[0]["path"], odd)
     section = feature_section(tiny_whisper, [str(odd)], features_dir.parent / "sae", tmp_path / "r", top=2)
     assert "<i>odd" not in section.html and "&lt;i&gt;odd&amp;name.flac" in section.html
+
+
+def test_report_with_sae_places_the_feature_section(tmp_path, speech, features_dir, dashboard, tiny_whisper):
+    """``build_report(..., ReportConfig(sae=..., sae_dashboard=...))``: the report gets a features card whose links
+    resolve from the report folder, and report.json holds the same top latents as the section on its own."""
+    from otoscope.report import ReportConfig, build_report
+
+    paths = [speech[0]["path"]]
+    sae_dir = features_dir.parent / "sae"
+    config = ReportConfig(model="tiny-random-whisper", sae=str(sae_dir), sae_dashboard=str(dashboard.index.parent),
+                          detailed_clips=0, locality_clips=0, tuned_lens_steps=0, progress=False)
+    result = build_report(paths, tmp_path / "report", config, model=tiny_whisper)
+    page = result.index.read_text()
+    assert 'id="features"' in page
+    alone = feature_section(tiny_whisper, paths, sae_dir, tmp_path / "alone", dashboard=dashboard.index.parent)
+    assert result.data["features"]["hooks"][HOOK]["clips"] == alone.data["hooks"][HOOK]["clips"]
+    for href in re.findall(r'(?:href|src)="([^"]+)"', page):
+        if not href.startswith(("#", "http")):
+            assert (result.index.parent / href).resolve().exists(), href
+
+
+def test_report_refuses_a_missing_sae_before_work(tmp_path, speech, tiny_whisper):
+    from otoscope.report import ReportConfig, build_report
+
+    with pytest.raises(OtoscopeError, match="SAE folder not found"):
+        build_report([speech[0]["path"]], tmp_path / "r", ReportConfig(sae=str(tmp_path / "nope"), progress=False),
+                     model=tiny_whisper)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(OtoscopeError, match="--sae SAE_DIR"):
+        ReportConfig(sae_dashboard=str(tmp_path))

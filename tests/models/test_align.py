@@ -125,3 +125,12 @@ def test_cli_rejects_encoder_only_models(speech, capsys):
     assert main(["align", speech[0]["path"], "--model", "tiny-random-wav2vec2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("otoscope: error:") and "Wav2Vec2ForCTC" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_decode_that_hit_the_token_limit_is_aligned(tiny_whisper, speech):
+    """The random model never emits end-of-text: its transcript fills the decoder's 64 positions, so the
+    alignment drops the last token to make room for end-of-text instead of refusing the clip."""
+    decoded = tiny_whisper.transcribe(speech[0]["path"], exact=True)
+    assert not decoded.finished
+    words = tiny_whisper.word_timestamps(speech[0]["path"]).words
+    assert words and all(w.start <= w.end for w in words)

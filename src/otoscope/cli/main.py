@@ -93,7 +93,9 @@ def _cmd_report(args) -> None:
     labels = labels_from_manifest(args.manifest, args.label_key, files) if args.manifest else None
     config = ReportConfig(model=args.model, compare_model=args.compare_model, labels=labels, device=args.device,
                           detailed_clips=args.detailed_clips, locality_clips=args.locality_clips,
-                          tuned_lens_steps=args.tuned_steps, pair=str(args.pair) if args.pair else None)
+                          tuned_lens_steps=args.tuned_steps, pair=str(args.pair) if args.pair else None,
+                          sae=str(args.sae) if args.sae else None,
+                          sae_dashboard=str(args.sae_dashboard) if args.sae_dashboard else None)
     result = build_report(files, args.out, config)
     print(f"report: {result.index.resolve()}")
 
@@ -168,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locality-clips", type=nonneg_int, default=1, help="clips for the attention-locality curve (default 1)")
     p.add_argument("--tuned-steps", type=nonneg_int, default=20, help="tuned-lens training steps, 0 to skip (default 20)")
     p.add_argument("--pair", default=None, type=Path, help="minimal-pair folder (otoscope pairs): adds a patching section")
+    p.add_argument("--sae", default=None, type=Path, help="SAE folder: adds a feature section (each clip's top latents over time)")
+    p.add_argument("--sae-dashboard", default=None, type=Path, help="'otoscope sae dashboard' folder: the feature section links to it")
     p.set_defaults(func=_cmd_report)
 
     from otoscope.cli import align as align_cli

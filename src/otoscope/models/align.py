@@ -139,8 +139,10 @@ def _align_batch(model: "HookedAudioModel", clips: list[Clip], texts: list[str |
         ids = decoded[i].tokens if text is None else model.to_tokens(text if text.startswith(" ") else " " + text)
         token_rows.append([t for t in ids if t < eot])  # text tokens only, as Whisper aligns them
     prefixes = [model.task_prefix(lang) for lang in languages]
-    rows = [p + t + [eot] for p, t in zip(prefixes, token_rows)]
     limit = model.config.max_target_positions
+    # a decode that hit the token limit never emitted end-of-text: its last token gives way to it
+    token_rows = [t if text is not None else t[: limit - len(p) - 1] for t, p, text in zip(token_rows, prefixes, texts)]
+    rows = [p + t + [eot] for p, t in zip(prefixes, token_rows)]
     if max(len(r) for r in rows) > limit:
         raise OtoscopeError(f"a transcript is {max(len(r) for r in rows)} tokens with its prefix; Whisper aligns "
                             f"at most {limit} per 30 s window. Shorten the text.")

@@ -32,6 +32,11 @@ class ReportConfig:
     overfit)."""
     pair: str | None = None
     """A minimal-pair folder (``otoscope pairs`` output): adds an activation-patching section (Whisper)."""
+    sae: str | None = None
+    """An SAE folder (``otoscope sae train`` output, SAELens or sparsify): adds a feature section, the
+    strongest latents of each clip over time."""
+    sae_dashboard: str | None = None
+    """An ``otoscope sae dashboard`` folder for :attr:`sae`: the feature section links to its latent pages."""
     device: str | None = None
     """Where the model runs."""
     progress: bool = True
@@ -40,5 +45,7 @@ class ReportConfig:
     def __post_init__(self):
         if self.detailed_clips < 0 or self.locality_clips < 0 or self.tuned_lens_steps < 0:
             raise OtoscopeError("detailed_clips, locality_clips and tuned_lens_steps must be >= 0.")
+        if self.sae_dashboard is not None and self.sae is None:
+            raise OtoscopeError("sae_dashboard (--sae-dashboard) needs the SAE itself: pass --sae SAE_DIR too.")
         if self.tuned_lens_min_examples < 8:
             raise OtoscopeError(f"tuned_lens_min_examples must be >= 8 (a quarter is held out), got {self.tuned_lens_min_examples}.")

@@ -7,10 +7,10 @@ the shared :class:`ReportContext` (writing its images into ``ctx.assets``) and r
 when it does not apply. Sections sharing an anchor render in one card (norms, CKA, cross-model CKA).
 """
 
-from otoscope.report.sections import clips, cka, cross_cka, groups, locality, norms, patching, tuned
+from otoscope.report.sections import cka, clips, cross_cka, features, groups, locality, norms, patching, tuned
 from otoscope.report.sections.context import ReportContext, Section, SectionResult
 
 SECTIONS: list[Section] = [clips.SECTION, norms.SECTION, cka.SECTION, cross_cka.SECTION, tuned.SECTION,
-                           locality.SECTION, groups.SECTION, patching.SECTION]
+                           locality.SECTION, groups.SECTION, patching.SECTION, features.SECTION]
 
 __all__ = ["SECTIONS", "ReportContext", "Section", "SectionResult"]
