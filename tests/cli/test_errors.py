@@ -89,6 +89,14 @@ CASES = [
     (["transcribe"], "the following arguments are required: files"),
     (["patch", "--window"], "expected one argument"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    # the feature, dashboard, explanation, alignment and steering commands check their numbers while parsing too
+    (["steer", "study", "--out", "{tmp}/s", "--n-speech", "0"], "--n-speech: expected a whole number >= 1"),
+    (["steer", "silence", "--speech", "a.flac", "--nonspeech", "b.flac", "--out", "{tmp}/s", "--alphas", "inf"], "--alphas"),
+    (["transcribe", "a.flac", "--alpha", "nan"], "--alpha: expected a finite number"),
+    (["sae", "dashboard", "{tmp}", "--out", "{tmp}/d", "--top", "-1"], "--top"),
+    (["sae", "features", "{tmp}", "--data", "{tmp}", "--out", "{tmp}/f", "--batch-size", "0"], "--batch-size"),
+    (["sae", "explain", "{tmp}", "--heldout", "{tmp}", "--min-share", "-0.5"], "--min-share"),
+    (["align", "a.flac", "--batch-size", "0"], "--batch-size"),
 ]
 
 

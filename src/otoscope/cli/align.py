@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from otoscope.cli.args import positive_int
+
 
 def _cmd_align(args) -> None:
     from otoscope.models.hooked import load
@@ -31,7 +33,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"Whisper model name, HF id or folder (default {DEFAULT_MODEL})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, … (default cpu)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--language", default=None, help="language code for multilingual Whisper (default: detect)")
     p.add_argument("--text", default=None, help="align this transcript instead of the greedy one (every file, ≤ 30 s)")
     p.add_argument("--json", action="store_true",

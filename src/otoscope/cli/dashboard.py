@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from otoscope.cli.args import nonneg_int, positive_int
+
 
 def _cmd_dashboard(args) -> None:
     # imports stay inside the command: `otoscope --help` must not load torch
@@ -30,21 +32,21 @@ def register(sae_subparsers) -> argparse.ArgumentParser:
                                                     "(opens from disk, offline)")
     p.add_argument("features_dir", type=Path, help="folder written by 'otoscope sae features' (features.json)")
     p.add_argument("--out", required=True, type=Path, help="dashboard folder (replaced atomically)")
-    p.add_argument("--max-latents", type=int, default=None, metavar="N",
+    p.add_argument("--max-latents", type=positive_int, default=None, metavar="N",
                    help="pages for at most N firing latents, most frequent first (default: all that fire)")
     p.add_argument("--neuronpedia", action="store_true", help="also export neuronpedia/batch-N.json (feature JSON layout)")
-    p.add_argument("--top", type=int, default=8, help="top activations per latent page (default 8)")
-    p.add_argument("--per-quantile", type=int, default=2, help="examples per activation quantile (default 2)")
-    p.add_argument("--clip-latents", type=int, default=16, help="rows of each clip page's latent heatmap (default 16)")
-    p.add_argument("--max-clips", type=int, default=200, help="clip pages for at most this many clips (default 200)")
-    p.add_argument("--ablate", type=int, default=32, metavar="N",
+    p.add_argument("--top", type=positive_int, default=8, help="top activations per latent page (default 8)")
+    p.add_argument("--per-quantile", type=positive_int, default=2, help="examples per activation quantile (default 2)")
+    p.add_argument("--clip-latents", type=positive_int, default=16, help="rows of each clip page's latent heatmap (default 16)")
+    p.add_argument("--max-clips", type=positive_int, default=200, help="clip pages for at most this many clips (default 200)")
+    p.add_argument("--ablate", type=nonneg_int, default=32, metavar="N",
                    help="encoder hooks: test removing the first N latents on their top clips (0: off; default 32)")
     p.add_argument("--audio-root", type=Path, default=None, help="folder the corpus's relative clip paths are under")
     p.add_argument("--spans", type=Path, default=None, help="word spans (otoscope align --json lines) for clip pages")
     p.add_argument("--model", "-m", default=None, help="model (default: the one named in features.json)")
     p.add_argument("--sae", type=Path, default=None, help="SAE folder (default: the one named in features.json)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default CPU)")
-    p.add_argument("--batch-size", type=int, default=4, help="clips per forward (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="clips per forward (default 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_dashboard)
     return p

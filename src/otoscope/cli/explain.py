@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from otoscope.cli.args import nonneg_float, positive_int
 from otoscope.errors import OtoscopeError
 
 
@@ -45,11 +46,11 @@ def register(sae_subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sae", default=None, type=Path, help="SAE folder (default: the one named in features.json)")
     p.add_argument("--model", "-m", default=None, help="model (default: the one named in features.json)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default cpu)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--min-share", type=float, default=0.5, help="least share of top activations carrying the label")
-    p.add_argument("--min-selectivity", type=float, default=2.0, help="least selectivity for the label")
-    p.add_argument("--min-top", type=int, default=3, help="least top activations for a latent to be explained")
-    p.add_argument("--show", type=int, default=10, help="explanations printed (best held-out scores first)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--min-share", type=nonneg_float, default=0.5, help="least share of top activations carrying the label")
+    p.add_argument("--min-selectivity", type=nonneg_float, default=2.0, help="least selectivity for the label")
+    p.add_argument("--min-top", type=positive_int, default=3, help="least top activations for a latent to be explained")
+    p.add_argument("--show", type=positive_int, default=10, help="explanations printed (best held-out scores first)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_explain)
     return p

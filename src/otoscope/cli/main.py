@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from otoscope import __version__
-from otoscope.cli.args import EXIT_USAGE, OneLineParser, chosen_parser, device, in_flag_terms, nonneg_int, positive_int
+from otoscope.cli.args import EXIT_USAGE, OneLineParser, chosen_parser, device, finite_float, in_flag_terms, nonneg_int, positive_int
 
 
 def _cmd_models(args) -> None:
@@ -136,12 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
                    '"avg_logprob": ..., "compression_ratio": ..., "repetition_stopped": ..., "skipped": ...} object '
                    'per line (the Whisper figures are null for CTC models)')
     p.add_argument("--exact", action="store_true", help="plain greedy decoding: no repetition guard (Whisper)")
-    p.add_argument("--no-speech-threshold", type=float, default=None,
+    p.add_argument("--no-speech-threshold", type=finite_float, default=None,
                    help="empty windows whose no-speech probability is above this (openai/whisper uses 0.6; default off)")
-    p.add_argument("--logprob-threshold", type=float, default=None,
+    p.add_argument("--logprob-threshold", type=finite_float, default=None,
                    help="with --no-speech-threshold: keep windows whose average log-prob is above this (openai: -1.0)")
     p.add_argument("--steer", default=None, type=Path, help="steering folder (otoscope steer fit/silence) applied while decoding")
-    p.add_argument("--alpha", default=None, type=float, help="strength for --steer (default: the folder's own)")
+    p.add_argument("--alpha", default=None, type=finite_float, help="strength for --steer (default: the folder's own)")
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("cache", help="export activations to a safetensors file")

@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from otoscope.cli.args import finite_float, nonneg_int, positive_int
+
 DEFAULT_STRENGTH = 1.0  # default α of a fitted direction, in units of the mean residual norm at its hook
 
 
@@ -62,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negative", nargs="+", required=True, type=Path, help="clips it points away from")
     p.add_argument("--out", required=True, type=Path, help="output folder (direction.safetensors + steer.json)")
     p.add_argument("--hook", default=None, help="hook point (default: the encoder layer a linear probe separates best)")
-    p.add_argument("--alpha", type=float, default=DEFAULT_STRENGTH,
+    p.add_argument("--alpha", type=finite_float, default=DEFAULT_STRENGTH,
                    help=f"default strength in units of the mean activation norm at the hook (default {DEFAULT_STRENGTH:g})")
     model_args(p)
     p.set_defaults(func=_cmd_fit)
@@ -71,8 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speech", nargs="+", required=True, type=Path, help="speech clips (their transcripts must stay)")
     p.add_argument("--nonspeech", nargs="+", required=True, type=Path, help="non-speech clips (to be silenced)")
     p.add_argument("--out", required=True, type=Path, help="output steering folder")
-    p.add_argument("--layers", type=int, nargs="+", default=None, help="decoder layers to try (default: all)")
-    p.add_argument("--alphas", type=float, nargs="+", default=None,
+    p.add_argument("--layers", type=nonneg_int, nargs="+", default=None, help="decoder layers to try (default: all)")
+    p.add_argument("--alphas", type=finite_float, nargs="+", default=None,
                    help="strengths to try, in units of the mean residual norm (default 0.25 0.5 1)")
     model_args(p)
     p.set_defaults(func=_cmd_silence)
@@ -80,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("study", help="the non-speech hallucination study (study.json, plots, HTML, steering folder)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--model", "-m", default="whisper-tiny.en", help="model (default whisper-tiny.en)")
-    p.add_argument("--n-speech", type=int, default=8, help="speech sentences per split (default 8)")
-    p.add_argument("--noise-per-kind", type=int, default=1, help="synthetic noises per kind per split (default 1)")
+    p.add_argument("--n-speech", type=positive_int, default=8, help="speech sentences per split (default 8)")
+    p.add_argument("--noise-per-kind", type=positive_int, default=1, help="synthetic noises per kind per split (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_study)
