@@ -17,3 +17,44 @@ def test_every_hook_is_documented(name):
     for hook, point in model.points.items():
         templated = re.sub(r"blocks\.\d+\.", "blocks.{L}.", hook)
         assert f"`{templated}` | `{point.shape}`" in DOC, templated
+
+
+def _shell_commands(text: str) -> list[str]:
+    """Every ``otoscope …`` line of the ```sh blocks, continuation lines joined, comments, redirections and
+    optional ``[…]`` parts removed."""
+    commands, blocks, inside, lang = [], [], False, ""
+    for line in text.splitlines():  # fences, in order: an opening one names its language (or none)
+        if line.startswith("```"):
+            if inside and lang in ("", "sh"):
+                blocks.append(current)
+            inside, lang, current = not inside, line[3:].strip(), ""
+        elif inside:
+            current += line + "\n"
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s#\s.*$", "", line)
+            line = re.sub(r"\[[^\]]*\]", "", line)
+            line = re.split(r"\s[>|]\s", line)[0].strip()
+            if line.startswith("otoscope "):
+                commands.append(line)
+    return commands
+
+
+DOCS_WITH_COMMANDS = ["README.md", "docs/features.md", "docs/steering.md", "docs/align.md", "docs/dashboard.md"]
+
+
+@pytest.mark.parametrize("doc", DOCS_WITH_COMMANDS)
+def test_documented_commands_parse(doc):
+    """Each command the docs show uses flags the CLI has (parsed by the real parser, nothing run)."""
+    import shlex
+
+    from otoscope.cli.main import build_parser
+
+    commands = _shell_commands((Path(__file__).parents[1] / doc).read_text())
+    assert commands, f"{doc} shows no otoscope command"
+    parser = build_parser()
+    for command in commands:
+        try:
+            parser.parse_args(shlex.split(command)[1:])
+        except SystemExit as err:
+            raise AssertionError(f"{doc}: {command!r} does not parse") from err
