@@ -59,3 +59,15 @@ def tiny_whisper():
     import otoscope
 
     return otoscope.load("tiny-random-whisper")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored after: on a busy 2-core machine OpenMP's thread hand-offs
+    dominate small operations. Sub-packages make it autouse where their tests are many small passes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

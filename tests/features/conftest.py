@@ -15,12 +15,8 @@ SMALL = dict(top_examples=3, quantile_examples=1, clip_latents=6, ablate_latents
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run each test single-threaded (the CI machine is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """Every test here runs single-threaded (tests/conftest.py: one_torch_thread)."""
 
 
 def random_sae(d_in: int, d_sae: int, hook: str, model: str, architecture: str = "relu", k: int = 4,

@@ -7,12 +7,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run each test single-threaded: on a busy 2-core machine OpenMP's thread hand-offs dominate tiny ops."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """Every test here runs single-threaded (tests/conftest.py: one_torch_thread)."""
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,9 @@ from otoscope.features.labels import WORD, LabelTable, build_labels
 from otoscope.features.result import LISTED_CLASSES, SELECTIVITY_CAP, FeatureStats
 from otoscope.features.select import EMPTY_KEY, unpack_key
 from otoscope.features.stats import FeatureAccumulator
-from otoscope.hooks.points import Site
 from otoscope.sae.corpus import Corpus, open_corpus
 from otoscope.sae.model import SparseAutoencoder
+from otoscope.sae.splice import sae_hook
 
 
 class _Stop(Exception):
@@ -34,14 +34,7 @@ class _Stop(Exception):
 
 
 def _check_hook(model, sae: SparseAutoencoder, hook: str | None) -> str:
-    hook = hook or sae.cfg.hook_name
-    if hook is None:
-        raise OtoscopeError("the SAE does not name its hook point; pass --hook (e.g. encoder.blocks.3.hook_resid_post).")
-    if hook not in model.points:
-        raise OtoscopeError(f"{model.name} has no hook point {hook}; the SAE was trained on "
-                            f"{sae.cfg.model_name or 'another model'} — pass --model accordingly.")
-    if model.points[hook].site is Site.PATTERN:
-        raise OtoscopeError(f"{hook} is an attention pattern; SAEs read activations.")
+    hook = sae_hook(model, sae, hook)
     if hook.startswith("decoder.") and ".cross_attn.hook_k" not in hook and ".cross_attn.hook_v" not in hook:
         raise OtoscopeError(f"{hook} is a decoder hook (rows are text tokens); feature statistics are per encoder "
                             "frame: use an SAE on an encoder hook.")

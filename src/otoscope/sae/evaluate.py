@@ -28,7 +28,7 @@ from otoscope.errors import OtoscopeError
 from otoscope.sae.corpus import Corpus, open_corpus
 from otoscope.sae.metrics import ReconstructionAccumulator, ReconstructionMetrics, StabilityResult, feature_match, sae_batch
 from otoscope.sae.model import SparseAutoencoder
-from otoscope.sae.splice import splice
+from otoscope.sae.splice import sae_hook, splice
 
 EVAL_FILES = ("eval.json",)  # marks a folder as an earlier evaluation, which a new one may replace
 
@@ -155,12 +155,7 @@ def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = No
 
     if out is not None:
         out = check_output_dir(out, EVAL_FILES)
-    hook = hook or sae.cfg.hook_name
-    if hook is None:
-        raise OtoscopeError("the SAE does not name its hook point; pass hook=...")
-    if hook not in model.points:
-        raise OtoscopeError(f"{model.name} has no hook point {hook}; is this SAE for another model "
-                            f"({sae.cfg.model_name or 'unknown'})?")
+    hook = sae_hook(model, sae, hook)
     corpus = corpus if isinstance(corpus, Corpus) else open_corpus(corpus, limit=max_clips)
     items = [corpus[i] for i in range(min(len(corpus), max_clips or len(corpus)))]
     decoder_hook = hook.startswith("decoder.") and ".cross_attn.hook_k" not in hook and ".cross_attn.hook_v" not in hook

@@ -22,9 +22,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from otoscope.errors import OtoscopeError
+from otoscope.errors import HookNameError, OtoscopeError, did_you_mean
 from otoscope.hooks.points import HookPoint, Site
-from otoscope.hooks.select import check_name
 from otoscope.sae.model import SparseAutoencoder
 
 SAE_HOOKS = ("hook_sae_input", "hook_sae_acts", "hook_sae_recons", "hook_sae_error")
@@ -89,6 +88,20 @@ def _points(spliced: SplicedSAE, host: HookPoint) -> dict[str, HookPoint]:
     return out
 
 
+def sae_hook(model, sae: SparseAutoencoder, hook: str | None = None) -> str:
+    """The hook point ``sae`` reads on ``model`` (``hook``, or the SAE's own ``hook_name``), checked: it exists on
+    this model (an SAE for another model usually names a hook this one lacks) and is an activation, not a pattern."""
+    hook = hook or sae.cfg.hook_name
+    if hook is None:
+        raise OtoscopeError("the SAE does not name its hook point; pass the hook (--hook encoder.blocks.N.hook_resid_post).")
+    if hook not in model.points:
+        raise HookNameError(f"unknown hook point '{hook}': {model.name} has no hook point {hook};{did_you_mean(hook, model.points)} "
+                            f"the SAE was trained on {sae.cfg.model_name or 'another model'}: load that model (--model).")
+    if model.points[hook].site is Site.PATTERN:
+        raise OtoscopeError(f"{hook} is an attention pattern; SAEs read activations, not patterns.")
+    return hook
+
+
 @contextlib.contextmanager
 def splice(model, sae: SparseAutoencoder, hook: str | None = None, *, use_error_term: bool = False) -> Iterator[SplicedSAE]:
     """Replace ``hook``'s activation (default: the SAE's own ``hook_name``) by the SAE's output while the block runs.
@@ -96,12 +109,7 @@ def splice(model, sae: SparseAutoencoder, hook: str | None = None, *, use_error_
     Yields the :class:`SplicedSAE`; its hook points (``{hook}.hook_sae_acts`` …) are in ``model.points``
     until the block ends. Splicing several SAEs (at different hooks) nests.
     """
-    hook = hook or sae.cfg.hook_name
-    if hook is None:
-        raise OtoscopeError("the SAE does not say which hook it reads; pass hook='encoder.blocks.N.hook_resid_post'.")
-    check_name(hook, model.points)
-    if model.points[hook].site is Site.PATTERN:
-        raise OtoscopeError(f"{hook} is an attention pattern; SAEs are spliced into activations, not patterns.")
+    hook = sae_hook(model, sae, hook)
     if f"{hook}.hook_sae_acts" in model.points:
         raise OtoscopeError(f"an SAE is already spliced at {hook}; splice one SAE per hook point.")
     spliced = SplicedSAE(sae, hook, use_error_term).to(sae.device)
