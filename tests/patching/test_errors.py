@@ -92,7 +92,8 @@ def test_unit_mismatches(tiny_whisper, clips):
 
 
 @pytest.mark.parametrize("options,match", [
-    (dict(window=0), "window must be positive"),
+    (dict(window=0), "window must be a positive finite number, got 0"),
+    (dict(window=float("inf")), "window must be a positive finite number, got inf"),
     (dict(window=2.5), "whole number of frames"),
     (dict(stride=3, window=None), "stride needs a window"),
     (dict(direction="forwards"), "denoising"),
