@@ -57,6 +57,8 @@ def check_folder(folder: str | os.PathLike, deep: bool = False) -> list[str]:
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return [f"{folder / MANIFEST} is missing or unreadable"]
+    if not (isinstance(files, dict) and files and all(isinstance(v, dict) for v in files.values())):
+        return [f"{folder / MANIFEST} is missing or unreadable (no file records)"]
     problems, touched = [], False
     for name, want in files.items():
         path = folder / name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,15 +35,24 @@ def _prefix(path: Path) -> str:
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Delete the temporaries beside ``path`` left by writers that no longer run; return what went."""
+    """Delete the temporaries beside ``path`` left by writers that no longer run; return what went.
+
+    Only names this module makes for ``path`` itself count (``.NAME.PID.RANDOM.tmp|.old``, matched exactly:
+    a sibling target ``NAME.7`` has temporaries of its own that are not ours). A writer killed between the
+    two renames of a folder swap left ``path`` missing and its earlier output in a ``.old`` folder: that
+    output is put back, not deleted.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[^.]+\.(tmp|old)")
     gone = []
-    for entry in path.parent.glob(f".{path.name}.*"):
-        pid_text = entry.name[len(path.name) + 2 :].split(".", 1)[0]
-        if not entry.name.endswith(TEMP_SUFFIXES) or not pid_text.isdigit() or _alive(int(pid_text)):
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match is None or _alive(int(match.group(1))):
             continue
+        if match.group(2) == "old" and not (path.exists() or path.is_symlink()) and (entry / path.name).exists():
+            os.replace(entry / path.name, path)  # the earlier output, restored
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
@@ -69,15 +79,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, *, markers: Iterable[str] | None) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole.
 
     The swap is: rename the old folder aside, rename the new one in, delete the old one. Until the
     second rename a reader sees the complete old folder; after it, the complete new one — never a mix
     of old and new files, and no file of an earlier run survives into the new one. On an exception
     the temporary folder is deleted and ``path`` is left as it was.
+
+    ``markers``: files that only an earlier output of the same writer holds (see :func:`check_output_dir`);
+    an existing non-empty folder without one of them is refused, never deleted, so a mistyped ``--out``
+    cannot replace a user's folder. ``None`` only for folders otoscope owns (its caches, checkpoints).
     """
     path = Path(path)
+    if markers is not None:
+        check_output_dir(path, markers)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))

@@ -122,3 +122,14 @@ def test_damaged_sae_and_tuned_lens_raise_one_line_naming_the_file(tmp_path):
     lens_file.write_bytes(data[:8] + b"[" + data[9:])
     with pytest.raises(OtoscopeError, match=str(lens_file)):
         TunedLens.load(lens_file)
+
+
+def test_a_manifest_without_file_records_counts_as_damaged(tmp_path):
+    """A manifest whose "files" is empty, a list or holds non-records is reported, not a crash (or a pass)."""
+    import json
+
+    from otoscope._integrity import MANIFEST, check_folder
+
+    for files in ({}, [], {"model.safetensors": 3}):
+        (tmp_path / MANIFEST).write_text(json.dumps({"files": files}))
+        assert check_folder(tmp_path) == [f"{tmp_path / MANIFEST} is missing or unreadable (no file records)"]

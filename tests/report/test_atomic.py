@@ -62,18 +62,30 @@ def test_a_rerun_with_fewer_clips_leaves_no_stale_assets(clips, tmp_path):
 
 def test_atomic_dir_swaps_whole_folders(tmp_path):
     target = tmp_path / "out"
-    with atomic_dir(target) as folder:
+    with atomic_dir(target, markers=["a.txt"]) as folder:
         (folder / "a.txt").write_text("old")
         (folder / "b.txt").write_text("old")
     with pytest.raises(RuntimeError):
-        with atomic_dir(target) as folder:
+        with atomic_dir(target, markers=["a.txt"]) as folder:
             (folder / "a.txt").write_text("new")
             raise RuntimeError("failed midway")
     assert _tree(target) == {"a.txt": b"old", "b.txt": b"old"}
-    with atomic_dir(target) as folder:
+    with atomic_dir(target, markers=["a.txt"]) as folder:
         (folder / "a.txt").write_text("new")
     assert _tree(target) == {"a.txt": b"new"}
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_dir_refuses_a_folder_that_is_not_its_own_output(tmp_path):
+    """A mistyped --out naming a user's folder is refused, never moved aside and deleted."""
+    mine = tmp_path / "Documents"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(OtoscopeError, match="already holds other files"):
+        with atomic_dir(mine, markers=["steer.json"]) as folder:
+            (folder / "steer.json").write_text("{}")
+    assert _tree(mine) == {"thesis.tex": b"years of work"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Documents"]
 
 
 def test_temporaries_of_dead_writers_are_removed(tmp_path):
@@ -88,6 +100,29 @@ def test_temporaries_of_dead_writers_are_removed(tmp_path):
     other.write_text("keep")
     assert sorted(remove_stale_temporaries(tmp_path / "out")) == sorted(stale)
     assert live.exists() and other.exists() and not any(p.exists() for p in stale)
+
+
+def test_a_sibling_targets_temporaries_are_not_ours(tmp_path):
+    """Writing 'run' must not touch '.run.7.<pid>.x.tmp', a temporary of the target 'run.7'."""
+    dead = 2**22 + 12345
+    sibling = tmp_path / f".run.7.{dead}.x1.tmp"
+    sibling.mkdir()
+    assert remove_stale_temporaries(tmp_path / "run") == [] and sibling.exists()
+    assert remove_stale_temporaries(tmp_path / "run.7") == [sibling] and not sibling.exists()
+
+
+def test_a_swap_killed_between_its_renames_gets_the_old_output_back(tmp_path):
+    """Killed after moving the old folder aside and before renaming the new one in: the next write restores
+    the old output instead of deleting it with the stale temporaries."""
+    dead = 2**22 + 12345
+    target = tmp_path / "out"
+    old = tmp_path / f".out.{dead}.x1.old"
+    (old / "out").mkdir(parents=True)
+    (old / "out" / "a.txt").write_text("earlier output")
+    (tmp_path / f".out.{dead}.x2.tmp").mkdir()
+    remove_stale_temporaries(target)
+    assert _tree(target) == {"a.txt": b"earlier output"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_output_folder_checks(tmp_path):

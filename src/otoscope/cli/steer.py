@@ -14,7 +14,16 @@ from otoscope.cli.args import finite_float, nonneg_int, positive_int
 DEFAULT_STRENGTH = 1.0  # default α of a fitted direction, in units of the mean residual norm at its hook
 
 
+def _check_out(args) -> None:
+    """--out must be new, empty or an earlier output of these commands: checked before any work."""
+    from otoscope._io import check_output_dir
+    from otoscope.steer.direction import STEER_MARKERS
+
+    check_output_dir(args.out, STEER_MARKERS + ("study.json",), "steering folder")
+
+
 def _cmd_fit(args) -> None:
+    _check_out(args)
     from otoscope.models.hooked import load
     from otoscope.steer.fit import fit_direction
 
@@ -26,6 +35,7 @@ def _cmd_fit(args) -> None:
 
 
 def _cmd_silence(args) -> None:
+    _check_out(args)
     from otoscope.models.hooked import load
     from otoscope.steer.silence import choose_silencer
 
@@ -40,6 +50,7 @@ def _cmd_silence(args) -> None:
 
 
 def _cmd_study(args) -> None:
+    _check_out(args)
     from otoscope.steer.study import StudyConfig, run_study
 
     config = StudyConfig(model=args.model, n_speech=args.n_speech, noise_per_kind=args.noise_per_kind, seed=args.seed)

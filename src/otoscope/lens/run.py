@@ -39,7 +39,7 @@ def run_lens(model, audio, out: str | Path) -> dict:
     else:
         raise OtoscopeError(f"{model.name} has neither a decoder nor a CTC head with a tokenizer, so no lens applies; "
                             "use 'otoscope report' for its norms and CKA.")
-    with atomic_dir(out) as folder:
+    with atomic_dir(out, markers=LENS_FILES) as folder:
         for plot in plots:
             plot(folder)
         write_text_atomic(folder / "lens.json", json.dumps(data, indent=1))

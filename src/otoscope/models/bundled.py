@@ -214,7 +214,7 @@ def load_cached(model: BundledModel, load: Callable[[Path], T]) -> T:
 
 def _rebuild(model: BundledModel, target: Path, problems: list[str] = ()) -> Path:
     try:
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, markers=None) as tmp:  # otoscope's own cache folder
             convert(model, tmp)
             write_manifest(tmp, {"model": model.name, "converter_version": CONVERTER_VERSION})
     except (OtoscopeError, OSError) as err:

@@ -82,7 +82,7 @@ class MinimalPair:
         from otoscope._io import atomic_dir, check_output_dir, write_text_atomic
 
         out = check_output_dir(out, PAIR_FILES)
-        with atomic_dir(out) as folder:
+        with atomic_dir(out, markers=PAIR_FILES) as folder:
             for clip, name in ((self.clean, "clean.flac"), (self.corrupt, "corrupt.flac")):
                 sf.write(str(folder / name), np.clip(clip.samples, -1, 1), clip.sample_rate, format="FLAC",
                          subtype="PCM_16")

@@ -25,18 +25,30 @@ def _colour_values(result) -> tuple[np.ndarray, str]:
     return norm, "share of the clean behaviour recovered\n(patched − corrupt) / (clean − corrupt)"
 
 
+_PREFETCH = None  # the background import thread, joined before plotting so matplotlib is never imported twice at once
+
+
 def prefetch() -> None:
     """Import matplotlib (Agg) in a background thread, so that a command which will plot later pays for the
-    import while its sweep runs: tensor work releases the GIL, and the import needs it only between kernels."""
+    import while its sweep runs: tensor work releases the GIL, and the import needs it only between kernels.
+    :func:`plot_heatmap` waits for it first (two threads importing matplotlib's circular modules at once
+    could see a half-initialised module). A failed import here is left for the plotting thread to report."""
     import threading
 
+    global _PREFETCH
+
     def load():
-        import matplotlib
+        try:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+        except Exception:  # the main thread's own import says what is wrong
+            pass
 
-    threading.Thread(target=load, name="otoscope-prefetch-matplotlib", daemon=True).start()
+    if _PREFETCH is None:
+        _PREFETCH = threading.Thread(target=load, name="otoscope-prefetch-matplotlib", daemon=True)
+        _PREFETCH.start()
 
 
 def plot_heatmap(result, path: str | Path, max_rows: int = 64) -> Path:
@@ -46,6 +58,8 @@ def plot_heatmap(result, path: str | Path, max_rows: int = 64) -> Path:
     clean clip's words), decoder positions for token cells. Colour is the share of the clean behaviour
     recovered (denoising) or lost (noising), so that in both directions a strong colour means important.
     """
+    if _PREFETCH is not None:
+        _PREFETCH.join()
     import matplotlib
 
     matplotlib.use("Agg")

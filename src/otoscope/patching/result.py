@@ -117,7 +117,7 @@ class PatchResult:
 
         out = check_output_dir(out, PATCH_FILES)
         names = ["patch.json", "patch_meta.json"]
-        with atomic_dir(out) as folder:
+        with atomic_dir(out, markers=PATCH_FILES) as folder:
             write_text_atomic(folder / names[0], json.dumps(self.to_json(), indent=1, allow_nan=False))
             write_text_atomic(folder / names[1], json.dumps(self.meta(), indent=1, allow_nan=False, default=str))
             if plot and self.cells:

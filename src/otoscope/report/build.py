@@ -61,7 +61,7 @@ def build_report(files: Sequence[str | Path], out: str | Path, config: ReportCon
         section.check(config)
     model = model if model is not None else otoscope.load(config.model, device=config.device)
     clips = model.clips(files)  # validates every file before any work
-    with atomic_dir(out) as folder:
+    with atomic_dir(out, markers=REPORT_FILES) as folder:
         ctx = ReportContext(model, clips, config, folder / "assets")
         ctx.assets.mkdir()
         bar = tqdm(total=2 + sum(section.steps(ctx) for section in SECTIONS), desc="report", unit="step",

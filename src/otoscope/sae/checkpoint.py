@@ -69,7 +69,7 @@ def save_checkpoint(root: Path, step: int, position: int, states: list[HookState
         record["hooks"][state.hook] = {"scale": state.scale, "norm": state.norm, "tracker": tracker_ints,
                                        "param_groups": groups}
     folder = root / f"step-{step:08d}"
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, markers=None) as tmp:  # a step folder of our own run
         save_file(tensors, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         for state in states:

@@ -213,7 +213,7 @@ def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = No
     if out is not None:
         from otoscope._io import atomic_dir, write_text_atomic
 
-        with atomic_dir(out) as folder:
+        with atomic_dir(out, markers=EVAL_FILES) as folder:
             write_text_atomic(folder / "eval.json", json.dumps(report.to_json(), indent=1))
             plot_density(report.reconstruction.frequency, folder / "density.png", title=f"{model.name} · {hook}")
     return report

@@ -68,7 +68,7 @@ def save_sae(sae: SparseAutoencoder, path: str | Path, *, frequency: torch.Tenso
     if folded.thresholds() is not None:
         weights["threshold"] = folded.thresholds().detach().to("cpu", dtype).contiguous()
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, markers=(CFG_FILE, WEIGHTS_FILE)) as tmp:
         save_file(weights, str(tmp / WEIGHTS_FILE))
         (tmp / CFG_FILE).write_text(json.dumps(saelens_cfg(sae), indent=1), encoding="utf-8")
         if frequency is not None:

@@ -23,6 +23,7 @@ KINDS = ("add", "project_out")
 UNITS = ("mean_norm", "raw")
 POSITIONS = ("all", "first")
 GATE_MODES = ("clip", "frame")
+STEER_MARKERS = ("steer.json",)  # an earlier steering folder, which a new one may replace
 FORMAT_VERSION = 1
 
 
@@ -117,7 +118,7 @@ class Direction:
         if self.gate is not None:
             tensors["gate"] = self.gate.vector.float().contiguous()
             info["gate"] = {"hook": self.gate.hook, "threshold": self.gate.threshold, "mode": self.gate.mode}
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(folder, markers=STEER_MARKERS) as tmp:
             save_file(tensors, str(tmp / "direction.safetensors"))
             (tmp / "steer.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         return Path(folder)

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from otoscope.audio.io import Clip
+from otoscope.errors import OtoscopeError
 from otoscope.models.inputs import whisper_features
 from otoscope.steer.gate import real_frame_counts, real_mask
 
@@ -89,5 +90,9 @@ def no_speech_probs(model, states: torch.Tensor) -> torch.Tensor:
     :func:`otoscope.models.safeguards.no_speech_probs`: the quantity openai/whisper gates at 0.6)."""
     from otoscope.models import safeguards
 
+    token = safeguards.no_speech_token(model)
+    if token is None:
+        raise OtoscopeError(f"{model.name}'s vocabulary has no no-speech token (<|nocaptions|> or <|nospeech|>); "
+                            "the study needs a Whisper checkpoint with one.")
     logits, _ = first_step(model, states)
-    return torch.tensor(safeguards.no_speech_probs(logits[:, 0], safeguards.no_speech_token(model)))
+    return torch.tensor(safeguards.no_speech_probs(logits[:, 0], token))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from otoscope._io import atomic_dir
+from otoscope._io import atomic_dir, check_output_dir
 from otoscope.errors import OtoscopeError
 from otoscope.features.dashboard import neuronpedia, pages, snippets
 from otoscope.features.dashboard.activations import ClipRun, run_clips
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from otoscope.sae.model import SparseAutoencoder
 
 DASHBOARD_FILE = "dashboard.json"
+DASHBOARD_MARKERS = ("index.html", DASHBOARD_FILE)  # an earlier dashboard, which a new one may replace
 VALUE_TOLERANCE = 0.05  # relative gap between a recomputed activation and features.json's before we warn
 
 
@@ -124,6 +125,7 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
     from otoscope.sae.format import load_sae
 
     config = config or DashboardConfig()
+    check_output_dir(out, DASHBOARD_MARKERS, "dashboard folder")  # before any work
     features = read_features(features_dir)
     spans = read_spans(config.spans) if config.spans is not None else features.spans
     chosen = firing_latents(features, config.max_latents)
@@ -146,7 +148,7 @@ def build_dashboard(features_dir: str | Path, out: str | Path, config: Dashboard
     page_set, clip_set = set(chosen), set(clip_pages) if audio else set()
     paths = {c: resolve_clip(features.clips[c]["clip"], features, config.audio_root) for c in wanted} if audio else {}
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, markers=DASHBOARD_MARKERS) as tmp:
         (tmp / "assets" / "snippets").mkdir(parents=True)
         (tmp / "assets" / "clips").mkdir()
         (tmp / "latents").mkdir()
