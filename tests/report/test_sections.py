@@ -16,7 +16,7 @@ from otoscope.report.sections import SECTIONS, SectionResult
 
 def test_section_list_and_anchors():
     assert [s.name for s in SECTIONS] == ["clips", "norms", "cka", "cross-model CKA", "tuned lens",
-                                          "attention locality", "groups & probes", "patching"]
+                                          "attention locality", "groups & probes", "patching", "features"]
     results = [SectionResult("clips", "Clips", "Clips", "<p>a</p>", {"clips": []}),
                SectionResult("geometry", "Geometry card", "Geometry", "<p>norms</p>", {"norms": 1}),
                SectionResult("geometry", "ignored", "ignored", "<p>cka</p>", {"cka": 2}),

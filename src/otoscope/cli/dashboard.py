@@ -36,7 +36,7 @@ def register(sae_subparsers) -> argparse.ArgumentParser:
                    help="pages for at most N firing latents, most frequent first (default: all that fire)")
     p.add_argument("--neuronpedia", action="store_true", help="also export neuronpedia/batch-N.json (feature JSON layout)")
     p.add_argument("--top", type=positive_int, default=8, help="top activations per latent page (default 8)")
-    p.add_argument("--per-quantile", type=positive_int, default=2, help="examples per activation quantile (default 2)")
+    p.add_argument("--per-quantile", type=nonneg_int, default=2, help="examples per activation quantile (default 2)")
     p.add_argument("--clip-latents", type=positive_int, default=16, help="rows of each clip page's latent heatmap (default 16)")
     p.add_argument("--max-clips", type=positive_int, default=200, help="clip pages for at most this many clips (default 200)")
     p.add_argument("--ablate", type=nonneg_int, default=32, metavar="N",

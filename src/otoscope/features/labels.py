@@ -121,7 +121,7 @@ def _classes(values: Counter, max_classes: int) -> list[str]:
 
 
 def read_spans(path: str | Path) -> dict[str, list[dict]]:
-    """Word spans by the ``path`` of each JSONL line."""
+    """Word spans from ``otoscope align --json`` lines: ``{path: [{"word", "start", "end"}, ...]}``."""
     out = {}
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -132,7 +132,12 @@ def read_spans(path: str | Path) -> dict[str, list[dict]]:
             raise OtoscopeError(f"{path}:{number} is not valid JSON ({err.msg}); pass `otoscope align --json` output.") from None
         if not isinstance(row, dict) or "path" not in row or not isinstance(row.get("words"), list):
             raise OtoscopeError(f"{path}:{number} lacks 'path' or 'words'; pass `otoscope align --json` output.")
-        out[str(row["path"])] = row["words"]
+        try:
+            out[str(row["path"])] = [{"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"])}
+                                     for w in row["words"]]
+        except (KeyError, TypeError, ValueError):
+            raise OtoscopeError(f"{path}:{number}: every word needs 'word', 'start' and 'end'; "
+                                "pass `otoscope align --json` output.") from None
     return out
 
 

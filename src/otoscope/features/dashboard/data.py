@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otoscope.errors import OtoscopeError
+from otoscope.features.labels import read_spans
 
 FEATURES_FILE = "features.json"
 SPANS_FILE = "spans.jsonl"  # optional word spans (``otoscope align --json`` lines) beside features.json
@@ -82,21 +83,6 @@ def read_features(folder: str | Path) -> FeaturesFile:
             raise OtoscopeError(f"{file}: a latent record lacks {', '.join(lacking)}; rerun 'otoscope sae features'.")
         latents[int(record["index"])] = record
     return FeaturesFile(root, raw, latents, read_spans(root / SPANS_FILE) if (root / SPANS_FILE).is_file() else {})
-
-
-def read_spans(file: str | Path) -> dict[str, list[dict]]:
-    """Word spans from ``otoscope align --json`` lines: ``{path: [{"word", "start", "end"}, ...]}``."""
-    out: dict[str, list[dict]] = {}
-    for n, line in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            out[str(row["path"])] = [{"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"])}
-                                     for w in row.get("words") or []]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise OtoscopeError(f"{file}:{n} is not an 'otoscope align --json' line ({err}).") from None
-    return out
 
 
 def firing_latents(features: FeaturesFile, max_latents: int | None = None) -> list[int]:
