@@ -8,7 +8,6 @@ read the same with scripts off.
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -16,11 +15,7 @@ from typing import Callable, Sequence
 
 from otoscope.features.dashboard.data import best_label
 from otoscope.features.dashboard.effects import VOCAB_CONVENTION, Ablation, VocabEffect
-
-
-def esc(value) -> str:
-    """HTML-escape anything (quotes included, so it is safe in attributes too)."""
-    return html.escape(str(value), quote=True)
+from otoscope.report.html import esc  # noqa: F401 (also this module's public name: the report section uses pages.esc)
 
 
 def num(value, digits: int = 3) -> str:
