@@ -10,7 +10,7 @@ from otoscope.cli.args import positive_int
 
 
 def _cmd_align(args) -> None:
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
 
     model = load(args.model, device=args.device)
     results = model.word_timestamps([str(f) for f in args.files], text=args.text, batch_size=args.batch_size,

@@ -14,7 +14,7 @@ from otoscope.errors import OtoscopeError
 def _cmd_explain(args) -> None:
     from otoscope.features.explain import ExplainConfig, explain_features, save_explanations, score_explanations, summary
     from otoscope.features.result import FeatureStats
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.sae.format import load_sae
 
     stats = FeatureStats.load(args.features_dir)

@@ -118,7 +118,7 @@ def _cmd_eval(args) -> None:
 
 def _cmd_features(args) -> None:
     from otoscope.features import FeaturesConfig, feature_stats
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.sae.distributed import setup
     from otoscope.sae.format import load_sae
 

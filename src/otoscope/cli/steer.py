@@ -24,7 +24,7 @@ def _check_out(args) -> None:
 
 def _cmd_fit(args) -> None:
     _check_out(args)
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.steer.fit import fit_direction
 
     model = load(args.model, device=args.device)
@@ -36,7 +36,7 @@ def _cmd_fit(args) -> None:
 
 def _cmd_silence(args) -> None:
     _check_out(args)
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.steer.silence import choose_silencer
 
     model = load(args.model, device=args.device)

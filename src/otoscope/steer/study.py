@@ -122,7 +122,7 @@ def _naive(model, config, fit_s, fit_n, held_speech, held_non, refs) -> list[dic
 def run_study(out: str | Path, config: StudyConfig | None = None, stimuli: StimulusSet | None = None,
               model=None, progress: bool = True) -> StudyResult:
     """Run the whole study into ``out`` (study.json, plots, study.html, silence/ steering folder)."""
-    from otoscope.models.hooked import load
+    from otoscope.models.loader import load
     from otoscope.steer.study_report import write_report
 
     config = config or StudyConfig()
