@@ -19,6 +19,7 @@ from otoscope.hooks.cache import ActivationCache
 from otoscope.hooks.manager import HookFn, installed
 from otoscope.hooks.points import HookPoint, build_hook_points
 from otoscope.hooks.select import NamesFilter, check_name, select
+from otoscope.models.adapters.audio_llm import AudioLLMAdapter
 from otoscope.models.inputs import ModelInputs, pad_tokens, waveform_features, whisper_features
 
 TextLike = "str | Sequence[str] | None"
@@ -49,11 +50,17 @@ class HookedAudioModel(nn.Module):
         self.name = name
         self.source = source
         self._special: dict[str, int] | None = None
-        self.points: dict[str, HookPoint] = build_hook_points(hf_model)
         config = hf_model.config
         self.is_whisper = config.model_type == "whisper"
+        # audio-LLMs (Qwen2-Audio, Voxtral) go through their architecture adapter
+        self.llm_adapter = AudioLLMAdapter(hf_model, feature_extractor, tokenizer) if AudioLLMAdapter.matches(hf_model) else None
+        if self.llm_adapter is not None:
+            self.points: dict[str, HookPoint] = {p.name: p for p in self.llm_adapter.hook_points()}
+            self.geometry: FrameGeometry = self.llm_adapter.geometry
+            return
+        self.points = build_hook_points(hf_model)
         if self.is_whisper:
-            self.geometry: FrameGeometry = whisper_geometry(config.max_source_positions)
+            self.geometry = whisper_geometry(config.max_source_positions)
         else:
             self.geometry = cnn_geometry(config.conv_kernel, config.conv_stride, feature_extractor.sampling_rate)
 
@@ -75,8 +82,8 @@ class HookedAudioModel(nn.Module):
 
     @property
     def has_decoder(self) -> bool:
-        """True for encoder-decoder models (Whisper)."""
-        return self.is_whisper
+        """True for encoder-decoder models (Whisper) and audio-LLMs."""
+        return self.is_whisper or self.llm_adapter is not None
 
     @property
     def n_layers(self) -> int:
@@ -87,6 +94,11 @@ class HookedAudioModel(nn.Module):
     def n_decoder_layers(self) -> int:
         """Decoder blocks (0 for encoder-only models)."""
         return sum(1 for n in self.points if n.startswith("decoder.blocks.") and n.endswith(".hook_resid_post"))
+
+    @property
+    def n_llm_layers(self) -> int:
+        """LLM blocks of an audio-LLM (0 for other models)."""
+        return sum(1 for n in self.points if n.startswith("llm.blocks.") and n.endswith(".hook_resid_post"))
 
     @property
     def english_only(self) -> bool:
@@ -138,15 +150,22 @@ class HookedAudioModel(nn.Module):
         return to_clips(audio, self.geometry.sample_rate, sample_rate)
 
     def prepare(self, audio, text=None, *, tokens=None, prompt=None, language: str | None = "en",
-                sample_rate: int | None = None) -> ModelInputs:
+                sample_rate: int | None = None, **llm_kwargs) -> ModelInputs:
         """Build model inputs for a batch of clips.
 
         For Whisper, ``text`` (a string, or one per clip) or ``tokens`` (ids, or one list per clip) is the
         teacher-forced transcript after the task prefix; ``prompt`` is Whisper's previous-text prompt,
         placed before ``<|startoftranscript|>`` behind ``<|startofprev|>``.
+
+        For audio-LLMs, ``text`` is the user's prompt (or ``input_ids=`` ids holding the audio placeholder;
+        ``answer=``, ``chat=``: see :meth:`AudioLLMAdapter.prepare`).
         """
         clips = audio if isinstance(audio, list) and audio and all(isinstance(c, Clip) for c in audio) \
             else self.clips(audio, sample_rate)
+        if self.llm_adapter is not None:
+            return self.llm_adapter.prepare(clips, text, tokens=tokens, prompt=prompt, **llm_kwargs)
+        if llm_kwargs:
+            raise OtoscopeError(f"{', '.join(llm_kwargs)}: only audio-LLMs take these; {self.name} is not one.")
         if self.is_whisper:
             features = whisper_features(self.feature_extractor, clips, self.geometry)
             mask = self.geometry.frame_mask([len(c.samples) for c in clips], self.geometry.window_frames)
@@ -193,6 +212,8 @@ class HookedAudioModel(nn.Module):
     def forward_inputs(self, inputs: ModelInputs) -> torch.Tensor:
         """Run the model on prepared inputs → logits (Whisper: ``[batch, tokens, vocab]``; CTC:
         ``[batch, frames, vocab]``; bare encoders: last hidden state ``[batch, frames, d_model]``)."""
+        if self.llm_adapter is not None:
+            return self.llm_adapter.forward(inputs)
         device, dtype = self.device, self.dtype
         features = inputs.features.to(device, dtype)
         if self.is_whisper:
@@ -222,8 +243,9 @@ class HookedAudioModel(nn.Module):
             silence = np.zeros(self.geometry.sample_rate, dtype=np.float32)
             grabbed = {}
             hooks = [(n, lambda t, h: grabbed.__setitem__(h.name, tuple(t.shape))) for n in self.points]
+            prompt = {} if self.llm_adapter is None else {"input_ids": [self.llm_adapter.placeholder, 0, 0]}
             with torch.no_grad(), self.hooks(hooks):
-                self(silence)
+                self(silence, **prompt)
             example = grabbed
         return [HookInfo(n, p.shape, example.get(n), p.doc) for n, p in self.points.items()]
 
@@ -298,7 +320,7 @@ class HookedAudioModel(nn.Module):
             logits = self.forward_inputs(inputs)
         ordered = {n: store[n] for n in names if n in store}
         cache = ActivationCache(ordered, inputs.frame_mask, self.geometry, inputs.token_mask,
-                                [c.name for c in inputs.clips])
+                                [c.name for c in inputs.clips], getattr(inputs, "positions", None))
         return logits, cache
 
     # ----------------------------------------------------------------- transcription
@@ -324,6 +346,20 @@ class HookedAudioModel(nn.Module):
         results = transcribe(self, self.clips(audio, sample_rate), batch_size=batch_size, language=language,
                              max_new_tokens=max_new_tokens, progress=progress, exact=exact, repetition=repetition,
                              no_speech_threshold=no_speech_threshold, logprob_threshold=logprob_threshold)
+        return results[0] if single else results
+
+    def generate_text(self, audio, prompt=None, *, input_ids=None, max_new_tokens: int = 64, chat: bool = True,
+                      sample_rate: int | None = None):
+        """Greedy continuation of ``prompt`` about ``audio`` with the KV cache (audio-LLMs only).
+
+        One clip → a :class:`~otoscope.models.adapters.audio_llm.GeneratedText` (``.text``, ``.tokens``);
+        a list → a list of them. Token-identical to transformers' ``generate(do_sample=False)``.
+        """
+        if self.llm_adapter is None:
+            raise OtoscopeError(f"{self.name} is not an audio-LLM; use model.transcribe for Whisper and CTC models.")
+        single = not isinstance(audio, (list, tuple))
+        inputs = self.prepare(audio, prompt, input_ids=input_ids, chat=chat, sample_rate=sample_rate)
+        results = self.llm_adapter.generate(inputs, max_new_tokens)
         return results[0] if single else results
 
     def word_timestamps(self, audio, *, text=None, batch_size: int = 8, language: str | None = None,
