@@ -130,7 +130,7 @@ class AudioLLMAdapter(Adapter):
         ids = list(self.tokenizer(text, add_special_tokens=False).input_ids)
         return expand_placeholder(ids, self.placeholder, n_audio, self.kind)
 
-    def _answer_ids(self, answer) -> list[int]:
+    def answer_ids(self, answer) -> list[int]:
         if answer is None:
             return []
         if isinstance(answer, str):
@@ -177,7 +177,7 @@ class AudioLLMAdapter(Adapter):
                 ids = self._prompt_ids(texts[i], counts[i], chat)
             else:
                 ids = expand_placeholder([int(t) for t in idss[i]], self.placeholder, counts[i], self.kind)
-            tail = self._answer_ids(answers[i])
+            tail = self.answer_ids(answers[i])
             rows.append(ids + tail)
             positions.append(locate(ids + tail, self.placeholder, len(tail), self.seconds_per_token, clip.seconds))
         limit_tokens = getattr(self.llm.config, "max_position_embeddings", None)
