@@ -1,7 +1,7 @@
 """The audio-LLM logit lens (AudioLens style): what each LLM block's residual stream already says.
 
 Block L's output residual (``llm.blocks.{L}.hook_resid_post``) is read through the LLM's own final norm
-and unembedding (:meth:`AudioLLMAdapter.final_norm`, :meth:`~AudioLLMAdapter.unembedding`):
+and unembedding (:meth:`AudioLLMAdapter.readout`):
 
 * at the readout position (the last prompt position): the rank and probability of the answer's first
   token, and the top tokens — when does the model "know" the answer?
@@ -100,12 +100,12 @@ def audio_llm_lens(model: "HookedAudioModel", audio, prompt: str | None = None, 
         if not ids:
             raise OtoscopeError(f"the answer {answer!r} has no tokens; give a non-empty word.")
         answer_id = ids[0]
-    norm, unembed = adapter.final_norm("llm"), adapter.unembedding("llm")
+    read = adapter.readout("llm")  # the LLM's final RMS norm, then lm_head
     audio = pos.audio[: pos.real_audio]
     layers, audio_top, audio_prob = [], [], []
     for k, name in enumerate(names):
         resid = cache[name][0]  # [tokens, d_llm]
-        probs = (norm(resid[[pos.readout] + audio]) @ unembed.T).float().softmax(-1)  # [1 + audio_tokens, vocab]
+        probs = read(resid[[pos.readout] + audio]).float().softmax(-1)  # [1 + audio_tokens, vocab]
         readout = probs[0]
         rank = prob = None
         if answer_id is not None:

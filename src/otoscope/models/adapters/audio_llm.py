@@ -60,6 +60,9 @@ class AudioLLMAdapter(Adapter):
     """Qwen2AudioForConditionalGeneration and VoxtralForConditionalGeneration."""
 
     family: ClassVar[str] = "audio-llm"
+    supports: ClassVar[str] = "Qwen2-Audio, Voxtral (audio-LLMs)"
+    sides: ClassVar[tuple[str, ...]] = ("audio.encoder", "llm")
+    input_kind: ClassVar[str] = "mel"
 
     def __init__(self, hf_model: nn.Module, feature_extractor=None, tokenizer=None):
         super().__init__(hf_model, feature_extractor, tokenizer)
@@ -110,6 +113,14 @@ class AudioLLMAdapter(Adapter):
 
     def unembedding(self, side: str) -> torch.Tensor | None:
         return self.model.lm_head.weight if side == "llm" else None
+
+    def readout(self, side: str):
+        if side != "llm":
+            return None
+        return lambda resid: self.model.lm_head(self.llm.norm(resid))
+
+    def example_kwargs(self) -> dict:
+        return {"input_ids": [self.placeholder, 0, 0]}
 
     # ------------------------------------------------------------------ inputs
     def n_audio_tokens(self, feature_mask: torch.Tensor | None, batch: int) -> list[int]:

@@ -12,7 +12,8 @@ from dataclasses import replace
 
 from torch import nn
 
-from otoscope.hooks.points import HookPoint, Site, _whisper_block
+from otoscope.hooks.points import HookPoint, Site
+from otoscope.models.adapters.whisper import _whisper_block
 
 LLM_SHAPE = "[batch, tokens, d_llm]"
 
