@@ -34,6 +34,8 @@ def test_listen_writes_curve_and_lens(pairs_dir, tmp_path, capsys):
     # block 0's input differs only at the audio tokens (same prompt): patching them restores everything
     assert data["layers"][0]["gc"] == pytest.approx(1.0) and data["layers"][0]["delta_audio"] == pytest.approx(1.0, abs=1e-4)
     assert data["pairs"][0]["kind"] == "audio" and data["n_boot"] == 50
+    where = data["pairs"][0]["positions"]
+    assert where["audio"][1] - where["audio"][0] == where["real_audio_tokens"] == 25 and where["seconds_per_audio_token"] == 0.04
     assert "gc(k) over 2 pair(s)" in capsys.readouterr().out
     # an earlier listen folder is replaced; a folder of other files is refused before any work
     assert main(["listen", "-m", "tiny-random-qwen2audio", "--pairs", str(pairs_dir / "p0"), "--out", str(out),

@@ -72,6 +72,8 @@ class PairEffects:
     """Metric on the corrupt run."""
     deltas: list[list[float]]
     """``[layers][3]``: Δaudio, Δtext, Δreadout per LLM block."""
+    positions: dict = field(default_factory=dict)
+    """Where the audio tokens, prompt and readout sit (:meth:`LLMPositions.to_json`)."""
 
 
 @dataclass
@@ -126,7 +128,7 @@ class ListenResult:
                                  "at the audio-token or text-prompt positions, averaged over pairs",
                 "confidence": self.confidence, "n_boot": self.n_boot,
                 "layers": [{k: clean(v) for k, v in asdict(layer).items()} for layer in self.layers],
-                "pairs": [{"name": p.name, "kind": p.kind, "clean": p.clean, "corrupt": p.corrupt,
+                "pairs": [{"name": p.name, "kind": p.kind, "clean": p.clean, "corrupt": p.corrupt, "positions": p.positions,
                            "deltas": [dict(zip(SETS, map(clean, d))) for d in p.deltas]} for p in self.pairs],
                 "dropped": self.dropped}
 
@@ -157,7 +159,7 @@ def pair_effects(model: "HookedAudioModel", prep: PreparedListenPair, direction:
     patch = fast_patch if engine == "fast" else naive_patch
     values = prep.score(patch(model, target, source_cache, cells)).tolist()
     deltas = [[normalised(values[3 * k + j], clean, corrupt, direction) for j in range(3)] for k in range(n)]
-    return PairEffects(prep.pair.name, prep.pair.kind, clean, corrupt, deltas)
+    return PairEffects(prep.pair.name, prep.pair.kind, clean, corrupt, deltas, pos.to_json())
 
 
 def _curve(deltas: np.ndarray) -> tuple[np.ndarray, list[tuple[float, str]]]:
