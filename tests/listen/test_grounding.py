@@ -131,3 +131,22 @@ def test_bad_pairs_one_line_errors(llm):
 def test_whisper_is_refused(tiny_whisper):
     with pytest.raises(OtoscopeError, match="not an audio-LLM"):
         prepare_listen_pair(tiny_whisper, ListenPair("w", tone(), noise(), [1], [2]))
+
+
+def test_audio_encoder_and_projector_units(llm):
+    """Audio-encoder block × frames and projector tokens: every frame (token) patched gives the source's answer."""
+    prep = prepare_listen_pair(llm, separating_pair(llm, tone(), noise(), PROMPT))
+    hooks = ["audio.encoder.blocks.0.hook_resid_pre", "projector.hook_out"]
+    clean_logits, cache = llm.run_with_cache(prep.clean, names_filter=hooks)
+    frames = llm.geometry.window_frames
+    cells = [Cell(hooks[0], tuple(range(frames))), Cell(hooks[1], tuple(range(cache[hooks[1]].shape[1]))),
+             Cell(hooks[0], tuple(range(100, frames)))]  # 1 s = 50 real frames
+    got = prep.score(naive_patch(llm, prep.corrupt, cache, cells))
+    want = float(prep.score(clean_logits[0, prep.positions.readout]))
+    corrupt = float(prep.score(llm(prep.corrupt)[0, prep.positions.readout].detach()))
+    assert got[:2].tolist() == pytest.approx([want, want], abs=1e-4)
+    if llm.llm_adapter.kind == "qwen2audio":
+        # Qwen2-Audio masks the window's padding frames out of its encoder and feeds only real audio tokens: the
+        # padding frames patched alone change nothing. (Voxtral feeds the whole window, and Whisper's log-mel
+        # normalisation makes its padding depend on the clip's loudest frame: there they carry the difference.)
+        assert float(got[2]) == pytest.approx(corrupt, abs=1e-5)
