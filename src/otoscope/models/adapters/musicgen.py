@@ -138,6 +138,10 @@ class MusicgenAdapter(Adapter):
     """MusicGen: prompt in, EnCodec codes out. No audio input: ``prepare`` takes text (or ids) and codes."""
 
     family = "musicgen"
+    supports = "MusicgenForConditionalGeneration (MusicGen)"
+    sides = ("text_encoder", "decoder")
+    input_kind = "tokens"
+    extra_inputs = ("input_ids", "audio_codes")
 
     @classmethod
     def matches(cls, hf_model: nn.Module) -> bool:
@@ -189,6 +193,12 @@ class MusicgenAdapter(Adapter):
         return self.model.decoder.lm_heads[codebook].weight
 
     # ------------------------------------------------------------------ inputs and forward
+    def example_inputs(self) -> dict:
+        """A short prompt (as ids: works without a tokenizer) and three frames of codes."""
+        k = self.codebooks
+        return {"input_ids": [[1, 2, 3, 4]], "audio_codes": delay_codes(torch.zeros((k, 3), dtype=torch.long), k,
+                                                                          self.pad_id)}
+
     def text_ids(self, text, tokens=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt ids and mask ``[batch, tokens]`` from text (needs the tokenizer) or ids."""
         if (text is None) == (tokens is None):
@@ -230,8 +240,9 @@ class MusicgenAdapter(Adapter):
                 raise OtoscopeError(f"audio_codes must lie in 0..{self.pad_id} (codes and the pad/start token).")
         frames = codes.shape[1]
         frame_mask = torch.ones((batch, frames), dtype=torch.bool)
-        return ModelInputs([], ids, frame_mask, attention_mask=mask, decoder_input_ids=codes,
-                           token_mask=mask.bool(), prefix_len=[0] * batch)
+        # decoder positions are codec frames, all real (one length per batch): frame_mask covers them and the
+        # text mask covers the prompt; token_mask stays None, so no decoder position is dropped as padding
+        return ModelInputs([], ids, frame_mask, attention_mask=mask, decoder_input_ids=codes, text_mask=mask.bool())
 
     def forward(self, inputs: ModelInputs) -> torch.Tensor:
         """Logits of every codebook ``[batch × codebooks, frames, vocab]``."""
@@ -255,7 +266,7 @@ class MusicgenAdapter(Adapter):
         return codes[0, 0, : self.codebooks].cpu()
 
     @torch.no_grad()
-    def generate(self, text=None, *, seconds: float = 5.0, seed: int = 0, input_ids=None, guidance_scale: float = 3.0,
+    def generate_audio(self, text=None, *, seconds: float = 5.0, seed: int = 0, input_ids=None, guidance_scale: float = 3.0,
                  temperature: float = 1.0, top_k: int = 250) -> GeneratedAudio:
         """Sample ``seconds`` of audio for one prompt with a fixed seed (HF ``generate``; the seed is set on a
         forked RNG, so the caller's random state is untouched)."""
