@@ -1,4 +1,8 @@
-"""Synthetic speech: sentences of our own spoken by espeak-ng in several English voices.
+"""Synthetic speech: espeak-ng speaking a text, with the time span of every word; sentences of our own.
+
+* :func:`synthesize` — a text → :class:`Speech` (the clip and its word spans), from espeak-ng's library;
+* :func:`speak` — a text → samples, from the ``espeak-ng`` program (the speech / non-speech sets);
+* :data:`SENTENCES`, :data:`VOICES` — ordinary sentences of our own and English voices to say them in.
 
 espeak-ng is a system program (``apt-get install espeak-ng``); nothing is downloaded. Its output is
 resampled to 16 kHz, trimmed of leading/trailing silence and padded with 150 ms of silence each side.
@@ -10,12 +14,18 @@ import io
 import shutil
 import subprocess
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from otoscope.audio.io import Clip
 from otoscope.errors import OtoscopeError
+from otoscope.stimuli.espeak import _espeak
+from otoscope.stimuli.words import WordSpan, split_words
 
 SAMPLE_RATE = 16_000  # Hz
 PAD_SECONDS = 0.15  # silence kept before and after the speech
+_SILENCE_THRESHOLD = 1e-3  # |sample| below this (float scale) counts as silence when trimming
 
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3", "en-gb-scotland")
 
@@ -61,6 +71,52 @@ SENTENCES = (
     "The apples on that tree are ripe.",
     "We watched the sunset from the hill.",
 )
+
+
+@dataclass
+class Speech:
+    """A synthesised utterance."""
+
+    clip: Clip
+    """Mono float32 audio at the requested rate."""
+    words: list[WordSpan]
+    """Word spans in seconds, in order."""
+    text: str
+    """The text spoken."""
+    voice: str
+    """espeak-ng voice (``en-us``, ``en-gb+f3``, ...)."""
+
+
+def synthesize(text: str, voice: str = "en-us", speed: int = 130, pitch: int = 50, sample_rate: int = SAMPLE_RATE,
+               pad: float = PAD_SECONDS) -> Speech:
+    """Speak ``text`` with espeak-ng → a :class:`Speech` with the clip and its word spans.
+
+    ``speed`` is in words per minute, ``pitch`` 0–99. Audio is resampled (soxr) to ``sample_rate``,
+    trimmed of silence and padded with ``pad`` seconds of silence on each side.
+    """
+    if not text.strip():
+        raise OtoscopeError("nothing to synthesise: the text is empty.")
+    audio, word_samples = _espeak().synth(text, voice, speed, pitch)
+    engine_rate = _espeak().rate
+    words = split_words(text)
+    loud = np.flatnonzero(np.abs(audio) > _SILENCE_THRESHOLD)
+    first, last = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, len(audio))
+    if len(word_samples) != len(words):
+        raise OtoscopeError(f"espeak-ng reported {len(word_samples)} words for {len(words)} in {text!r}; "
+                            "spell out numbers and symbols so each written word is one spoken word.")
+    starts = [max(s, first) for s in word_samples]
+    ends = starts[1:] + [last]
+    speech = audio[first:last]
+    import soxr
+
+    if engine_rate != sample_rate:
+        speech = soxr.resample(speech, engine_rate, sample_rate, quality="HQ").astype(np.float32)
+    silence = np.zeros(int(round(pad * sample_rate)), dtype=np.float32)
+    samples = np.concatenate([silence, speech, silence])
+    spans = [WordSpan(w, round(pad + (s - first) / engine_rate, 4), round(pad + (e - first) / engine_rate, 4))
+             for w, s, e in zip(words, starts, ends)]
+    name = f"espeak-ng:{voice}:{text}"
+    return Speech(Clip(np.ascontiguousarray(samples), sample_rate, name), spans, text, voice)
 
 
 def have_espeak() -> bool:

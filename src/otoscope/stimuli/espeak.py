@@ -1,10 +1,8 @@
-"""Speech synthesis with word time spans, from espeak-ng's C library (``libespeak-ng``).
+"""espeak-ng's C library (``libespeak-ng``) through ctypes: audio with the sample offset of each word.
 
 The ``espeak-ng`` program writes audio but not *when* each word is spoken. The library reports a word
-event (with its sample offset) for every word as it synthesises, so audio and word spans come from the
-same synthesis. A word's span runs from its first phoneme to the next word's first phoneme (the last
-word ends where the speech ends); leading and trailing silence is trimmed and ``pad`` seconds of silence
-are put back on both sides, as for the committed fixtures.
+event (with its sample offset) for every word as it synthesises, so audio and word timing come from the
+same synthesis.
 
 Nothing is loaded at import: the library is opened on first use, and :func:`espeak_available` says
 whether it can be (tests that synthesise skip cleanly without it).
@@ -15,11 +13,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
-from otoscope.audio.io import Clip
 from otoscope.errors import OtoscopeError
 
 # espeak-ng API constants (speak_lib.h)
@@ -28,7 +24,6 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END = 0, 1, 5
 _PARAM_RATE, _PARAM_PITCH = 1, 3
-_SILENCE_THRESHOLD = 1e-3  # |sample| below this (float scale) counts as silence when trimming
 
 
 class _Event(ctypes.Structure):
@@ -44,36 +39,6 @@ class _Voice(ctypes.Structure):
 
 
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
-
-
-@dataclass(frozen=True)
-class WordSpan:
-    """One word and when it is spoken."""
-
-    word: str
-    """The word as written (punctuation stripped)."""
-    start: float
-    """Start in seconds from the beginning of the clip."""
-    end: float
-    """End in seconds."""
-
-    def shifted(self, seconds: float) -> "WordSpan":
-        """The same word ``seconds`` later."""
-        return WordSpan(self.word, round(self.start + seconds, 4), round(self.end + seconds, 4))
-
-
-@dataclass
-class Speech:
-    """A synthesised utterance."""
-
-    clip: Clip
-    """Mono float32 audio at the requested rate."""
-    words: list[WordSpan]
-    """Word spans in seconds, in order."""
-    text: str
-    """The text spoken."""
-    voice: str
-    """espeak-ng voice (``en-us``, ``en-gb+f3``, ...)."""
 
 
 class _Espeak:
@@ -168,40 +133,3 @@ def espeak_available() -> bool:
     except OtoscopeError:
         return False
     return True
-
-
-def split_words(text: str) -> list[str]:
-    """The words of ``text`` as espeak-ng counts them: split on spaces, punctuation stripped."""
-    return [w for w in (t.strip(".,;:!?\"'()") for t in text.split()) if w]
-
-
-def synthesize(text: str, voice: str = "en-us", speed: int = 130, pitch: int = 50, sample_rate: int = 16_000,
-               pad: float = 0.15) -> Speech:
-    """Speak ``text`` with espeak-ng → a :class:`Speech` with the clip and its word spans.
-
-    ``speed`` is in words per minute, ``pitch`` 0–99. Audio is resampled (soxr) to ``sample_rate``,
-    trimmed of silence and padded with ``pad`` seconds of silence on each side.
-    """
-    if not text.strip():
-        raise OtoscopeError("nothing to synthesise: the text is empty.")
-    audio, word_samples = _espeak().synth(text, voice, speed, pitch)
-    engine_rate = _espeak().rate
-    words = split_words(text)
-    loud = np.flatnonzero(np.abs(audio) > _SILENCE_THRESHOLD)
-    first, last = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, len(audio))
-    if len(word_samples) != len(words):
-        raise OtoscopeError(f"espeak-ng reported {len(word_samples)} words for {len(words)} in {text!r}; "
-                            "spell out numbers and symbols so each written word is one spoken word.")
-    starts = [max(s, first) for s in word_samples]
-    ends = starts[1:] + [last]
-    speech = audio[first:last]
-    import soxr
-
-    if engine_rate != sample_rate:
-        speech = soxr.resample(speech, engine_rate, sample_rate, quality="HQ").astype(np.float32)
-    silence = np.zeros(int(round(pad * sample_rate)), dtype=np.float32)
-    samples = np.concatenate([silence, speech, silence])
-    spans = [WordSpan(w, round(pad + (s - first) / engine_rate, 4), round(pad + (e - first) / engine_rate, 4))
-             for w, s, e in zip(words, starts, ends)]
-    name = f"espeak-ng:{voice}:{text}"
-    return Speech(Clip(np.ascontiguousarray(samples), sample_rate, name), spans, text, voice)

@@ -5,9 +5,12 @@ import pytest
 
 from otoscope.audio.io import Clip
 from otoscope.errors import OtoscopeError
-from otoscope.patching.inputs import align_clips
-from otoscope.patching.pairs import add_noise, load_pair, replace_span, voice_swap, word_swap
-from otoscope.patching.speech import WordSpan, espeak_available, split_words, synthesize
+from otoscope.stimuli.degrade import add_noise, replace_span
+from otoscope.stimuli.espeak import espeak_available
+from otoscope.stimuli.pairs import align_clips, load_pair
+from otoscope.stimuli.speech import synthesize
+from otoscope.stimuli.swaps import voice_swap, word_swap
+from otoscope.stimuli.words import WordSpan, split_words
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng library not installed")
 
