@@ -1,4 +1,8 @@
-"""Pairs made by editing one clip: noise added at a signal-to-noise ratio, or a span replaced."""
+"""Pairs made by editing one clip: noise added at a signal-to-noise ratio, or a span replaced.
+
+The clean clip of each pair is the clip given, unchanged; the corrupt clip differs from it only by the
+noise added (:func:`add_noise`) or only inside the span (:func:`replace_span`).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,16 @@ import numpy as np
 
 from otoscope.audio.io import Clip
 from otoscope.errors import OtoscopeError
+from otoscope.stimuli import noise as noise_kinds
 from otoscope.stimuli.pairs import MinimalPair
 from otoscope.stimuli.speech import Speech
 from otoscope.stimuli.words import WordSpan
 
 
 def _noise(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
-    white = rng.standard_normal(n)
-    if kind == "white":
-        return white
-    if kind != "pink":
-        raise OtoscopeError(f"noise must be 'white' or 'pink', got {kind!r}.")
-    spectrum = np.fft.rfft(white)
-    scale = 1 / np.sqrt(np.maximum(np.arange(len(spectrum)), 1))  # 1/f power
-    return np.fft.irfft(spectrum * scale, n)
+    if kind not in ("white", "pink", "brown"):
+        raise OtoscopeError(f"noise must be 'white', 'pink' or 'brown', got {kind!r}.")
+    return noise_kinds.GENERATORS[kind](rng, n)
 
 
 def _power(x: np.ndarray) -> float:
@@ -28,7 +28,8 @@ def _power(x: np.ndarray) -> float:
 
 def add_noise(clean: Speech | Clip, snr_db: float, *, noise: str = "white", seed: int = 0,
               words: list[WordSpan] | None = None) -> MinimalPair:
-    """``clean`` plus noise scaled to ``snr_db`` (signal and noise power over the whole clip)."""
+    """``clean`` plus ``noise`` (white, pink or brown; seeded) scaled to ``snr_db`` (signal and noise power over
+    the whole clip)."""
     clip = clean.clip if isinstance(clean, Speech) else clean
     words = list(clean.words if isinstance(clean, Speech) else (words or []))
     signal = _power(clip.samples)

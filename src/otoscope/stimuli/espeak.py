@@ -1,135 +1,97 @@
-"""espeak-ng's C library (``libespeak-ng``) through ctypes: audio with the sample offset of each word.
+"""espeak-ng's C library (``libespeak-ng``): audio with word and phoneme events, the same every time.
 
-The ``espeak-ng`` program writes audio but not *when* each word is spoken. The library reports a word
-event (with its sample offset) for every word as it synthesises, so audio and word timing come from the
-same synthesis.
+The ``espeak-ng`` program writes audio but not *when* each word is spoken. The library reports events
+as it synthesises, each with its sample offset and the character position of the text it comes from:
+a *word* event where a word starts (before any pause or stop closure that precedes it), and a *phoneme*
+event for every phoneme (after that pause). Audio and timing therefore come from the same synthesis.
+Word events alone are not enough: espeak-ng says some short phrases as one unit from its pronunciation
+list ("on the", "of a") and reports a single word event for them; :mod:`otoscope.stimuli.timing` splits
+those with the phoneme events and the phonemes of each word said alone, which come back too.
 
-Nothing is loaded at import: the library is opened on first use, and :func:`espeak_available` says
-whether it can be (tests that synthesise skip cleanly without it).
+Each synthesis runs in a fresh process (``_espeak_worker.py``, standard library only): espeak-ng keeps
+state between syntheses that nothing resets, so in one process the same text comes out different each
+time. Fresh, it is the same waveform every time (tens of ms per call). Nothing is loaded at import;
+:func:`espeak_available` says whether the library can be used (tests that synthesise skip without it).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import threading
+import functools
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from otoscope.errors import OtoscopeError
 
-# espeak-ng API constants (speak_lib.h)
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END = 0, 1, 5
-_PARAM_RATE, _PARAM_PITCH = 1, 3
+WORKER = Path(__file__).with_name("_espeak_worker.py")
+TIMEOUT = 120  # seconds one synthesis may take before it counts as hung
 
 
-class _Event(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+@dataclass(frozen=True)
+class Event:
+    """A word or phoneme event of one synthesis."""
+
+    kind: str
+    """``word`` or ``phoneme``."""
+    position: int
+    """0-based character index in the synthesised text of the word it belongs to (for a phrase espeak-ng
+    says as one unit, its first word)."""
+    sample: int
+    """Offset in samples at the engine's rate from the start of the audio."""
+    name: str = ""
+    """The phoneme's espeak-ng mnemonic (``k``, ``@2``, ``_:`` for a pause); empty for words."""
 
 
-class _Voice(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_void_p), ("identifier", ctypes.c_char_p),
-                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
-                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+@dataclass
+class Rendering:
+    """The raw output of one synthesis."""
+
+    audio: np.ndarray
+    """``[samples]`` float32 at ``rate``, untrimmed."""
+    rate: int
+    """The engine's sample rate (22050 Hz for espeak-ng's voices)."""
+    events: list[Event]
+    """Word and phoneme events in the order they were spoken."""
+    phonemes: dict[str, list[str]]
+    """Phoneme mnemonics of each requested word said alone (stress marks dropped)."""
 
 
-_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+def _run(request: dict) -> tuple[dict, bytes]:
+    try:
+        done = subprocess.run([sys.executable, "-I", "-S", str(WORKER)], input=json.dumps(request).encode(),
+                              capture_output=True, timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise OtoscopeError(f"espeak-ng took over {TIMEOUT} s on {request.get('text', '')!r}; try a shorter text.") \
+            from None
+    header, _, audio = done.stdout.partition(b"\n")
+    try:
+        reply = json.loads(header)
+    except json.JSONDecodeError:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise OtoscopeError(f"espeak-ng failed ({reason[0]}); check 'espeak-ng \"hello\"' works.") from None
+    if "error" in reply:
+        raise OtoscopeError(reply["error"])
+    return reply, audio
 
 
-class _Espeak:
-    """The library, opened once; calls are serialised because espeak-ng keeps global state."""
-
-    def __init__(self):
-        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-        try:
-            self.lib = ctypes.CDLL(name)
-        except OSError as err:
-            raise OtoscopeError(f"cannot load the espeak-ng library ({err}); install espeak-ng "
-                                "(apt-get install espeak-ng) to synthesise minimal pairs.") from None
-        self.lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                          ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self.rate = int(self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0))
-        if self.rate <= 0:
-            raise OtoscopeError("espeak-ng failed to initialise (no voice data?); reinstall espeak-ng-data.")
-        self.lock = threading.Lock()
-        self._chunks: list[np.ndarray] = []
-        self._words: list[int] = []
-        self._callback = _Callback(self._on_audio)  # keep a reference: the library holds only a pointer
-        self.lib.espeak_SetSynthCallback(self._callback)
-
-    def _on_audio(self, wav, n, events) -> int:
-        if n > 0 and wav:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            if events[i].type == _EVENT_WORD and events[i].length > 0:  # an empty "word" can follow the last one
-                self._words.append(int(events[i].sample))
-            i += 1
-        return 0
-
-    def _identifier(self, language: str) -> str | None:
-        """The voice file (``gmw/en``) whose language list has ``language`` (``en-gb``), from espeak_ListVoices."""
-        self.lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
-        voices = self.lib.espeak_ListVoices(None)
-        best: tuple[int, str] | None = None
-        i = 0
-        while voices[i]:
-            entry = voices[i].contents
-            address = entry.languages
-            while address and entry.identifier and ctypes.string_at(address, 1) != b"\0":
-                priority = ctypes.string_at(address, 1)[0]  # (priority byte, name, NUL) ..., NUL; 1 = best
-                name = ctypes.string_at(address + 1)
-                if name.decode(errors="replace") == language and (best is None or priority < best[0]):
-                    best = (priority, entry.identifier.decode())
-                address += len(name) + 2
-            i += 1
-        return best[1] if best else None
-
-    def _set_voice(self, voice: str) -> None:
-        if self.lib.espeak_SetVoiceByName(voice.encode()) == 0:
-            return
-        # like the espeak-ng program, a language code ("en-gb", "en-gb+f3") names the voice file that speaks it
-        language, _, variant = voice.partition("+")
-        identifier = self._identifier(language)
-        name = identifier + (f"+{variant}" if variant else "") if identifier else None
-        if name is None or self.lib.espeak_SetVoiceByName(name.encode()) != 0:
-            raise OtoscopeError(f"espeak-ng has no voice '{voice}'; list them with 'espeak-ng --voices=en' "
-                                "(variants: 'espeak-ng --voices=variant').")
-
-    def synth(self, text: str, voice: str, speed: int, pitch: int) -> tuple[np.ndarray, list[int]]:
-        with self.lock:
-            self._chunks, self._words = [], []
-            self._set_voice(voice)
-            self.lib.espeak_SetParameter(_PARAM_RATE, int(speed), 0)
-            self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
-            data = text.encode("utf-8")
-            status = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            self.lib.espeak_Synchronize()
-            if status != 0 or not self._chunks:
-                raise OtoscopeError(f"espeak-ng could not synthesise {text!r} (status {status}).")
-            return np.concatenate(self._chunks).astype(np.float32) / 32768.0, list(self._words)
+def synth(text: str, voice: str, speed: int, pitch: int, words: list[str] = ()) -> Rendering:
+    """``text`` spoken in ``voice`` at ``speed`` words per minute and ``pitch`` (0–99) → :class:`Rendering`,
+    with the phonemes of each of ``words`` said alone."""
+    reply, audio = _run({"text": text, "voice": voice, "speed": int(speed), "pitch": int(pitch), "words": list(words)})
+    samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+    events = [Event(kind, position, sample, name) for kind, position, sample, name in reply["events"]]
+    return Rendering(samples, int(reply["rate"]), events, reply["phonemes"])
 
 
-_engine: _Espeak | None = None
-
-
-def _espeak() -> _Espeak:
-    global _engine
-    if _engine is None:
-        _engine = _Espeak()
-    return _engine
-
-
+@functools.lru_cache(maxsize=1)
 def espeak_available() -> bool:
     """True when the espeak-ng library can be loaded and initialised."""
     try:
-        _espeak()
+        _run({})
     except OtoscopeError:
         return False
     return True

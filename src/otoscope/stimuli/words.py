@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PUNCTUATION = ".,;:!?\"'()"  # stripped from the ends of a written word
@@ -23,6 +24,31 @@ class WordSpan:
         return WordSpan(self.word, round(self.start + seconds, 4), round(self.end + seconds, 4))
 
 
+@dataclass(frozen=True)
+class Token:
+    """A word of a text and where it is written."""
+
+    word: str
+    """The word, punctuation stripped from its ends."""
+    start: int
+    """Index of its first character in the text."""
+    end: int
+    """Index one past its last character."""
+
+
+def tokens(text: str) -> list[Token]:
+    """The words of ``text`` with their character positions: whitespace-separated, punctuation stripped
+    from the ends, and only those with a letter or digit (a lone dash is not a word)."""
+    out = []
+    for match in re.finditer(r"\S+", text):
+        raw = match.group()
+        word = raw.strip(PUNCTUATION)
+        if any(c.isalnum() for c in word):
+            start = match.start() + raw.index(word)
+            out.append(Token(word, start, start + len(word)))
+    return out
+
+
 def split_words(text: str) -> list[str]:
-    """The words of ``text``: split on spaces, punctuation stripped."""
-    return [w for w in (t.strip(PUNCTUATION) for t in text.split()) if w]
+    """The words of ``text``: split on spaces, punctuation stripped (see :func:`tokens`)."""
+    return [t.word for t in tokens(text)]
