@@ -45,7 +45,7 @@ import otoscope
 from otoscope.patching import PatchConfig, agreement, open_session, sweep
 from otoscope.patching.api import cell_results
 from otoscope.patching.naive import naive_patching, naive_run, source_activations
-from otoscope.patching.pairs import load_pair
+from otoscope.stimuli.pairs import load_pair
 from otoscope.patching.result import PatchResult
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]

@@ -1,4 +1,4 @@
-"""``otoscope patch`` and ``otoscope pairs``: parse, call :mod:`otoscope.patching`, print.
+"""``otoscope patch`` and ``otoscope pairs``: parse, call :mod:`otoscope.patching` / :mod:`otoscope.stimuli`, print.
 
 Wired into the ``otoscope`` command by :func:`register`.
 """
@@ -45,7 +45,7 @@ def cmd_patch(args) -> None:
     from otoscope.models.loader import load
     from otoscope.patching import PatchConfig, agreement, open_session, sweep
     from otoscope.patching.grounding import grounding_coefficient
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
     from otoscope.patching.plots import prefetch as prefetch_plotting
     from otoscope.patching.result import PATCH_FILES
 
@@ -106,10 +106,12 @@ def cmd_pairs(args) -> None:
     """``otoscope pairs KIND``: synthesise or derive a minimal pair → DIR/clean.flac, corrupt.flac, pair.json."""
     from otoscope._io import check_output_dir
     from otoscope.audio.io import read_file
-    from otoscope.patching import pairs as mp
-    from otoscope.patching.speech import synthesize
+    from otoscope.stimuli.degrade import add_noise, replace_span
+    from otoscope.stimuli.pairs import PAIR_FILES
+    from otoscope.stimuli.speech import synthesize
+    from otoscope.stimuli.swaps import voice_swap, word_swap
 
-    check_output_dir(args.out, mp.PAIR_FILES)
+    check_output_dir(args.out, PAIR_FILES)
 
     def source():
         if getattr(args, "clean", None) is not None:
@@ -124,13 +126,13 @@ def cmd_pairs(args) -> None:
         if not args.swap or "=" not in args.swap:
             raise OtoscopeError("--swap takes OLD=NEW, e.g. --swap London=Paris.")
         old, new = args.swap.split("=", 1)
-        pair = mp.word_swap(args.text, old.strip(), new.strip(), voice=args.voice, speed=args.speed, align=args.align)
+        pair = word_swap(args.text, old.strip(), new.strip(), voice=args.voice, speed=args.speed, align=args.align)
     elif args.kind == "voice":
-        pair = mp.voice_swap(args.text, args.voice, args.other_voice, speed=args.speed, align=args.align)
+        pair = voice_swap(args.text, args.voice, args.other_voice, speed=args.speed, align=args.align)
     elif args.kind == "noise":
-        pair = mp.add_noise(source(), args.snr, noise=args.noise, seed=args.seed)
+        pair = add_noise(source(), args.snr, noise=args.noise, seed=args.seed)
     else:
-        pair = mp.replace_span(source(), args.start, args.end, word=args.word, fill=args.fill, snr_db=args.snr,
+        pair = replace_span(source(), args.start, args.end, word=args.word, fill=args.fill, snr_db=args.snr,
                                seed=args.seed)
     paths = pair.save(args.out)
     print(f"{pair.factor} pair: {pair.description}; {pair.clean.seconds:.3f} s; alignment: {pair.alignment}")

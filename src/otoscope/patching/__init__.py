@@ -3,7 +3,7 @@
 * :func:`patch` — one sweep of a clean/corrupt pair → :class:`PatchResult` (``.to_frame()``, ``.save(dir)``)
 * :func:`open_session` + :func:`sweep` — several sweeps reusing the cached clean and corrupt runs
 * :func:`grounding_coefficient` — does the decoder listen (cross-attention) or guess (its text context)?
-* :mod:`otoscope.patching.pairs` — minimal pairs that change one factor (a word, the voice, noise, a span)
+* minimal pairs that change one factor (a word, the voice, noise, a span) come from :mod:`otoscope.stimuli`
 
 Directions: *denoising* writes clean activations into the corrupt run (is this enough to restore the
 clean behaviour?), *noising* writes corrupt activations into the clean run (is it needed?). Scores are

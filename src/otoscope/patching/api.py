@@ -17,7 +17,7 @@ from otoscope.patching.inputs import prepare_pair
 from otoscope.patching.metrics import make_metric, normalise
 from otoscope.patching.result import CellResult, PatchResult
 from otoscope.patching.session import PatchSession, ig_alphas
-from otoscope.patching.speech import WordSpan
+from otoscope.stimuli.words import WordSpan
 
 
 def open_session(model, clean, corrupt, config: PatchConfig | None = None, *, text=None, prompt=None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from otoscope.patching.speech import WordSpan
+from otoscope.stimuli.words import WordSpan
 
 PATCH_FILES = ("patch.json",)  # marks a folder as an earlier run's output, which a new run may replace
 

@@ -58,7 +58,7 @@ def patching_html(result, assets: str | Path, grounding=None, top: int = 8, pref
 
 def check(config) -> None:
     """The pair exists, reads, and has the answer and wrong tokens the section's metric needs."""
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
 
     if config.pair:
         pair = load_pair(config.pair)
@@ -69,7 +69,7 @@ def check(config) -> None:
 def build(ctx: ReportContext) -> SectionResult | None:
     """Sweep the encoder residual stream of ``config.pair`` with its answer and wrong tokens."""
     from otoscope.patching import grounding_coefficient, open_session, sweep
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
 
     pair_path, model = ctx.config.pair, ctx.model
     if not pair_path:
