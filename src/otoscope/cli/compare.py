@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--sae", default=None, type=Path, help="SAEs trained on MODEL_A (otoscope sae train output) "
                                                           "instead of training small ones here")
     p.add_argument("--no-sae", action="store_true", help="skip the SAE reconstruction comparison")
-    p.add_argument("--sae-steps", type=positive_int, default=300, help="steps per SAE trained here (default 300)")
+    p.add_argument("--sae-steps", type=positive_int, default=100, help="steps per SAE trained here (default 100)")
     p.add_argument("--pairs", default=None, type=Path, help="minimal-pair folder (otoscope pairs) or a folder of them: "
                                                             "patch each on both models")
     p.add_argument("--patch-hooks", default="encoder.blocks.*.hook_resid_post", help="hooks to patch (name or glob)")

@@ -33,7 +33,7 @@ class CompareConfig:
     sae_dir: str | None = None
     """A folder of SAEs trained on model A (``otoscope sae train`` output: one sub-folder per hook). None:
     train a small TopK SAE per layer here, on A's activations of ``data``."""
-    sae_steps: int = 300
+    sae_steps: int = 100
     """Optimiser steps per SAE trained here."""
     sae_expansion: int = 4
     """Latents per input dimension of the SAEs trained here."""
