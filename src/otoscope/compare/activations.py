@@ -18,20 +18,29 @@ import torch
 from tqdm.auto import tqdm
 
 from otoscope.compare.config import LAYER_PATTERN, CompareConfig
-from otoscope.errors import OtoscopeError
+from otoscope.errors import HookNameError, OtoscopeError
 
 if TYPE_CHECKING:
     from otoscope.audio.io import Clip
     from otoscope.models.hooked import HookedAudioModel
 
 
-def layer_hooks(model: "HookedAudioModel", hooks=None) -> list[str]:
+def layer_hooks(model: "HookedAudioModel", hooks=None, *, strict: bool = True) -> list[str]:
     """The hooks to compare in ``model``: ``hooks`` (name, glob or list) or, by default, every stack's
-    ``hook_embed`` and ``blocks.{L}.hook_resid_post`` in forward order."""
-    if hooks is not None:
+    ``hook_embed`` and ``blocks.{L}.hook_resid_post`` in forward order. ``strict=False`` drops the names and
+    globs the model lacks (model B may be shallower) instead of raising."""
+    if hooks is None:
+        pattern = re.compile(LAYER_PATTERN)
+        return [n for n in model.hook_names() if pattern.match(n)]
+    if strict:
         return model.hook_names(hooks)
-    pattern = re.compile(LAYER_PATTERN)
-    return [n for n in model.hook_names() if pattern.match(n)]
+    found: set[str] = set()
+    for item in [hooks] if isinstance(hooks, str) else list(hooks):
+        try:
+            found.update(model.hook_names(item))
+        except HookNameError:
+            pass  # listed as skipped: only in the other model
+    return [n for n in model.hook_names() if n in found]
 
 
 def stack_of(hook: str) -> str:
@@ -91,7 +100,7 @@ def collect(model_a: "HookedAudioModel", model_b: "HookedAudioModel", clips: lis
             tokens: Sequence[list[int] | None], config: CompareConfig) -> PairedActivations:
     """Run both models over ``clips`` (decoders teacher-forced with ``tokens``) and keep the layer hooks'
     rows at the same positions; ``texts`` are the tokens' text, for the record."""
-    hooks_a, hooks_b = layer_hooks(model_a, config.hooks), layer_hooks(model_b, config.hooks)
+    hooks_a, hooks_b = layer_hooks(model_a, config.hooks), layer_hooks(model_b, config.hooks, strict=False)
     skipped = [{"hook": h, "reason": "only in model A"} for h in hooks_a if h not in hooks_b]
     skipped += [{"hook": h, "reason": "only in model B"} for h in hooks_b if h not in hooks_a]
     out = PairedActivations([c.name for c in clips], list(texts), {h: [] for h in hooks_a}, {h: [] for h in hooks_b},

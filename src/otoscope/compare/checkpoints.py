@@ -43,7 +43,7 @@ def is_adapter(path) -> bool:
     return isinstance(path, (str, Path)) and Path(path).is_dir() and (Path(path) / ADAPTER_CONFIG).is_file()
 
 
-def load_pair(model_a, model_b, *, device=None, check_base: bool = True) -> ModelPair:
+def load_models(model_a, model_b, *, device=None, check_base: bool = True) -> ModelPair:
     """Load (or take) model A and model B. ``model_b`` may be a PEFT adapter folder for A (merged in memory).
 
     ``model_a`` / ``model_b``: names, HF ids, folders, or loaded :class:`HookedAudioModel` objects.

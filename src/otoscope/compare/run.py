@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from otoscope._io import atomic_dir, check_output_dir, write_text_atomic
-from otoscope.compare.checkpoints import load_pair
+from otoscope.compare.checkpoints import load_models
 from otoscope.compare.config import CompareConfig
 from otoscope.compare.result import COMPARE_FILES, CompareResult
 from otoscope.compare.weights import compare_weights
@@ -57,7 +57,7 @@ def compare_models(model_a, model_b, data=None, out: str | Path | None = None,
         find_pairs(config.pairs)  # a wrong folder fails before the models load
     if config.sae_dir and not Path(config.sae_dir).is_dir():
         raise OtoscopeError(f"SAE folder not found: {config.sae_dir}; pass the output folder of 'otoscope sae train'.")
-    pair = load_pair(model_a, model_b, device=config.device, check_base=config.check_base)
+    pair = load_models(model_a, model_b, device=config.device, check_base=config.check_base)
     weights = compare_weights(pair.a.model, pair.b.model, config.rank_rtol)
     result = CompareResult(pair.a.name, pair.b.name, pair.kind, weights, [], [], [], [], adapter=pair.adapter,
                            config=config.to_dict())
