@@ -69,3 +69,17 @@ def test_cli_adapter_for_another_base_is_one_line(tiny_whisper, tmp_path, capsys
     assert code == 2 and len(err.splitlines()) == 1
     assert "made for base model 'openai/whisper-base'" in err and "--no-base-check" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_given_saes_are_used_and_missing_ones_named(tiny_whisper, tmp_path):
+    from otoscope.sae import SAEConfig, SparseAutoencoder, save_sae
+
+    hook = "encoder.blocks.1.hook_resid_post"
+    save_sae(SparseAutoencoder(SAEConfig(d_in=32, expansion=2, k=4, hook_name=hook), seed=0), tmp_path / "saes" / hook)
+    config = CompareConfig(hooks=[hook, "decoder.blocks.1.hook_resid_post"], sae_dir=str(tmp_path / "saes"),
+                           progress=False, positions_per_clip=32)
+    result = compare_models(tiny_whisper, tiny_whisper, [{"path": str(CLIP), "text": "door"}], config=config)
+    by_hook = {s.hook: s for s in result.layers}
+    assert by_hook[hook].fvu_a is not None and by_hook[hook].fvu_increase == 0.0
+    assert by_hook["decoder.blocks.1.hook_resid_post"].fvu_a is None
+    assert any("no SAE in" in n and "decoder.blocks.1.hook_resid_post" in n for n in result.notes)
