@@ -15,6 +15,7 @@ def test_the_bundled_emotion_set_has_100_distinct_prompts_25_per_label():
     assert Counter(data.labels) == {"happy": 25, "sad": 25, "calm": 25, "energetic": 25}
     assert len(set(data.items)) == 100 and all(len(t.split()) >= 5 for t in data.items)
     assert data.kind == "prompts" and data.classes == ["calm", "energetic", "happy", "sad"]
+    assert read_labelled_prompts("emotions").items == data.items  # the name the CLI takes
 
 
 def _write(path, rows):

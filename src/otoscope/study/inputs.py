@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from otoscope.errors import OtoscopeError
 
 EMOTION_PROMPTS = "emotion_prompts.jsonl"  # 25 prompts each of happy, sad, calm, energetic (package data)
+BUNDLED_NAME = "emotions"  # --data emotions: the bundled set
 
 
 @dataclass
@@ -70,9 +71,12 @@ def emotion_prompts_path() -> Path:
 
 
 def read_labelled_prompts(source: str | Path | Sequence, label_key: str = "label") -> LabelledData:
-    """Prompts with labels from a ``.jsonl`` / ``.csv`` file, or a list of ``{"text": ..., label_key: ...}`` dicts."""
+    """Prompts with labels from a ``.jsonl`` / ``.csv`` file, or a list of ``{"text": ..., label_key: ...}`` dicts;
+    ``"emotions"`` is the bundled emotion set (:func:`emotion_prompts_path`)."""
     from otoscope.sae.text_encoder import read_prompts
 
+    if isinstance(source, str) and source == BUNDLED_NAME and not Path(source).exists():
+        source = emotion_prompts_path()
     where = str(source) if isinstance(source, (str, Path)) else "the prompts"
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise OtoscopeError(f"prompts file not found: {source}; pass a JSONL file of {{\"text\": ..., \"{label_key}\": ...}} lines.")

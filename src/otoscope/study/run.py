@@ -100,7 +100,7 @@ def compute_study(subject: Subject, data: LabelledData, config: StudyConfig | No
     pooled = torch.stack([item.pooled() for item in items])  # [items, hooks, d_model]
     log("group similarity, permutation tests and the same-input control")
     groups = group_similarity(items, labels, n_permutations=config.n_permutations, seed=config.seed).table
-    control = subject.same_input_control(data, hooks, config.control_snr_db, config.seed, config.batch_size)
+    control = subject.same_input_control(data, hooks, config.control_snr_db, config.seed, config.batch_size, clean=items)
     log("probes")
     probe = probe_layers(items, labels, n_folds=config.n_folds, seed=config.seed)
     frames = position_probe(items, labels, config.n_folds, config.max_positions, seed=config.seed)
