@@ -83,7 +83,7 @@ def test_the_report_renders_in_chromium(tmp_path, clips):
                          capture_output=True, text=True, timeout=120)
     dom = run.stdout
     assert "Similarity and probes per hook" in dom and "Ablating each latent" in dom
-    assert dom.count("data:image/png;base64,") >= 5  # summary, matrix, projection, selectivity (+ their alt texts)
+    assert dom.count("data:image/png;base64,") == 4  # summary, matrix, projection, selectivity: all embedded
     from otoscope.report.screenshot import screenshot
 
     png = screenshot(out / "index.html", tmp_path / "shot.png", height=1600)
