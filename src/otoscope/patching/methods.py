@@ -83,9 +83,9 @@ def _attribution_ig(session, cells, config):
 
 
 def _atp_qk(session, cells, config):
-    from otoscope.patching.atp import atp_star
+    from otoscope.patching.atp import qk_fixed
 
-    return atp_star(session, cells, config.direction, graddrop=False), []
+    return qk_fixed(session, cells, config.direction), []
 
 
 def _atp_star(session, cells, config):
