@@ -32,13 +32,24 @@ def test_every_method_fills_the_same_cells_and_times_itself(tiny_session, exact)
     assert exact.context["exact_cells"] == list(range(len(exact.cells)))
 
 
-def test_hybrid_measures_its_top_cells_exactly_and_keeps_attribution_elsewhere(tiny_session, exact):
-    attribution = sweep(tiny_session, hooks=HOOK, window=10, method="attribution")
+def test_two_point_takes_the_midpoint_gradient_for_strong_cells_and_the_tangent_elsewhere(tiny_session):
+    cells = tiny_session.cells(SweepConfig(hooks=HOOK, window=10), tiny_session.hook_names(HOOK))
+    tangent = tiny_session.attribution(cells, "denoising")
+    midpoint = tiny_session.attribution(cells, "denoising", [0.5])
+    result = sweep(tiny_session, hooks=HOOK, window=10, method="two-point", strong_share=0.3)
+    strength = np.abs(midpoint - result.corrupt)
+    strong = strength >= 0.3 * strength.max()
+    assert 0 < strong.sum() < len(cells)
+    np.testing.assert_allclose([c.value for c in result.cells], np.where(strong, midpoint, tangent), atol=1e-5)
+
+
+def test_hybrid_measures_its_top_cells_exactly_and_keeps_the_estimate_elsewhere(tiny_session, exact):
+    estimate = sweep(tiny_session, hooks=HOOK, window=10, method="two-point")
     hybrid = sweep(tiny_session, hooks=HOOK, window=10, method="hybrid", top_k=5)
     top = hybrid.context["exact_cells"]
-    estimate = np.array([c.value for c in attribution.cells])
-    assert sorted(top) == sorted(np.argsort(-np.abs(estimate - attribution.corrupt))[:5].tolist())
-    for i, (h, e, a) in enumerate(zip(hybrid.cells, exact.cells, attribution.cells)):
+    values = np.array([c.value for c in estimate.cells])
+    assert sorted(top) == sorted(np.argsort(-np.abs(values - estimate.corrupt))[:5].tolist())
+    for i, (h, e, a) in enumerate(zip(hybrid.cells, exact.cells, estimate.cells)):
         assert h.value == pytest.approx(e.value if i in top else a.value, abs=1e-4)
 
 

@@ -36,25 +36,28 @@ from otoscope.patching.session import PatchSession, frozen_weights
 
 
 def key_query_change(q: torch.Tensor, k: torch.Tensor, pattern: torch.Tensor, grad: torch.Tensor, span: tuple[int, int],
-                     k_new: torch.Tensor, q_new: torch.Tensor | None, scale: float) -> float:
+                     k_new: torch.Tensor, q_new: torch.Tensor | None, scale: float,
+                     weighted: torch.Tensor | None = None) -> float:
     """Σ grad ⊙ (A' − A) for one attention when keys (and queries, if given) change at positions ``span``.
 
     ``q`` ``[queries, heads, d_head]``, ``k`` ``[keys, heads, d_head]`` (the base run's, unscaled),
     ``pattern``/``grad`` ``[heads, queries, keys]`` (the base pattern A and ∂metric/∂A), ``k_new``/``q_new``
     ``[span, heads, d_head]`` the new keys/queries at ``span`` (queries index the same positions as keys: self
-    attention). A' is exact: rows outside ``span`` are renormalised over the changed columns, rows inside
-    (when queries change) recomputed in full. float64 throughout.
+    attention); ``weighted``: Σ_keys grad ⊙ A ``[heads, queries]`` when already computed (it is the same for
+    every span). A' is exact: rows outside ``span`` are renormalised over the changed columns, rows inside
+    (when queries change) recomputed in full. Only the span's rows and columns are read; float64 arithmetic.
     """
     a, b = span
-    q, k, k_new = q.double(), k.double(), k_new.double()
-    pattern, grad = pattern.double(), grad.double()
+    if weighted is None:
+        weighted = (grad * pattern).sum(-1)
+    q, k, k_new, weighted = q.double(), k.double(), k_new.double(), weighted.double()
+    cols, gcols = pattern[..., a:b].double(), grad[..., a:b].double()  # [heads, queries, span]
     # key side, every row: the scores of columns a..b change by δ; A'_ij = A_ij e^δij / (1 − Σ_c A + Σ_c A e^δ)
     old = torch.einsum("ihd,jhd->hij", q, k[a:b]) * scale  # [heads, queries, span]
     new = torch.einsum("ihd,jhd->hij", q, k_new) * scale
-    cols, gcols = pattern[..., a:b], grad[..., a:b]
-    grown = cols * torch.exp(new - old)  # A_ij e^δij  [heads, queries, span]
+    grown = cols * torch.exp(new - old)  # A_ij e^δij
     ratio = 1.0 / (1.0 - cols.sum(-1) + grown.sum(-1))  # Z / Z'  [heads, queries]
-    rest = (grad * pattern).sum(-1) - (gcols * cols).sum(-1)  # Σ over unchanged columns of G A
+    rest = weighted - (gcols * cols).sum(-1)  # Σ over the unchanged columns of G A
     per_row = (ratio - 1.0) * rest + (gcols * (grown * ratio[..., None] - cols)).sum(-1)  # [heads, queries]
     if q_new is None:
         return float(per_row.sum())
@@ -62,7 +65,7 @@ def key_query_change(q: torch.Tensor, k: torch.Tensor, pattern: torch.Tensor, gr
     keys = k.clone()
     keys[a:b] = k_new
     rows = torch.softmax(torch.einsum("ihd,jhd->hij", q_new.double(), keys) * scale, dim=-1)  # [heads, span, keys]
-    inside = (grad[:, a:b] * (rows - pattern[:, a:b])).sum()
+    inside = (grad[:, a:b].double() * (rows - pattern[:, a:b].double())).sum()
     return float(per_row.sum() - per_row[:, a:b].sum() + inside)
 
 
@@ -124,6 +127,9 @@ def qk_fixed(session: PatchSession, cells: list[Cell], direction: str) -> np.nda
             score = session.metric.score(run.outputs).sum()
             wanted = [hook] + [f"{p}.hook_pattern" for p in prefix]
             grads = dict(zip(wanted, torch.autograd.grad(score, [deltas[n] for n in wanted], allow_unused=True)))
+        for p in prefix:  # Σ_keys ∂metric/∂A ⊙ A, once per attention: the same for every cell
+            g = grads[f"{p}.hook_pattern"]
+            store[f"{p}.weighted"] = None if g is None else (g * store[f"{p}.hook_pattern"]).sum(-1)
         delta_x = source.acts[hook] - base.acts[hook]  # [1, frames, d_model]
         grad_x = grads[hook] if grads[hook] is not None else torch.zeros_like(delta_x)
         linear = (delta_x * grad_x).sum(-1)[0]  # [frames]: the first-order part, q/k of the entry held fixed
@@ -156,7 +162,7 @@ def _pattern_terms(session, kind, layer, hook, prefix, store, grads, x_new, span
             if grad is None:
                 return 0.0
             total += key_query_change(store[f"{p}.hook_q"][0], store[f"{p}.hook_k"][0], store[f"{p}.hook_pattern"][0],
-                                      grad[0], span, k_new, q_new, attn.scaling)
+                                      grad[0], span, k_new, q_new, attn.scaling, store[f"{p}.weighted"][0])
         else:
             memory = runner.encoder.layer_norm(x_new) if hook != "encoder.hook_ln_final" else x_new
             for p, attn in zip(prefix, runner.cross_attns):
@@ -168,7 +174,7 @@ def _pattern_terms(session, kind, layer, hook, prefix, store, grads, x_new, span
                 q, k, pattern = store[f"{p}.hook_q"], store[f"{p}.hook_k"], store[f"{p}.hook_pattern"]
                 for row in range(q.shape[0]):  # each decoder row: its own queries, the same keys
                     total += key_query_change(q[row], k[min(row, k.shape[0] - 1)], pattern[row], grad[row], span,
-                                              k_new, None, attn.scaling)
+                                              k_new, None, attn.scaling, store[f"{p}.weighted"][row])
     return total
 
 

@@ -23,8 +23,9 @@ from otoscope.errors import OtoscopeError
 Direction = Literal["denoising", "noising"]
 DIRECTIONS = ("denoising", "noising")
 # the registry in otoscope.patching.methods maps each name to its function (a test checks they agree)
-METHODS = ("exact", "attribution", "attribution-ig", "atp-qk", "atp-star", "hybrid", "random")
-GRADIENT_METHODS = ("attribution", "attribution-ig", "atp-qk", "atp-star", "hybrid")  # estimates that need the metric's gradient
+METHODS = ("exact", "attribution", "attribution-ig", "atp-qk", "atp-star", "two-point", "hybrid", "random")
+# the estimates that need the metric's gradient
+GRADIENT_METHODS = ("attribution", "attribution-ig", "atp-qk", "atp-star", "two-point", "hybrid")
 BUILTIN_METRICS = ("logit_diff", "logprob", "prob", "accuracy", "kl")
 ALIGN = ("pad", "trim", "error")
 
@@ -104,18 +105,24 @@ class SweepConfig:
     direction: Direction = "denoising"
     """``denoising``: clean activations into the corrupt run (sufficiency); ``noising``: corrupt activations
     into the clean run (necessity)."""
-    method: Literal["exact", "attribution", "attribution-ig", "atp-qk", "atp-star", "hybrid", "random"] = "exact"
+    method: Literal["exact", "attribution", "attribution-ig", "atp-qk", "atp-star", "two-point", "hybrid",
+                    "random"] = "exact"
     """``exact``: run the model once per cell (batched, from the patched layer on); ``attribution``: the
     first-order estimate from one forward and one backward pass for all cells; ``attribution-ig``: that estimate
     with the gradient averaged over ``ig_steps`` runs on inputs interpolated between the two runs (integrated
     gradients); ``atp-qk``: attribution with AtP*'s QK fix (the attention patterns of the first attention
-    the patch enters recomputed exactly); ``atp-star``: the QK fix plus GradDrop; ``hybrid``: cells ranked by attribution, the ``top_k`` strongest re-measured
+    the patch enters recomputed exactly); ``atp-star``: the QK fix plus GradDrop; ``two-point``: the
+    attribution estimate for weak cells, the gradient at the input path's midpoint for strong ones (see
+    ``strong_share``); ``hybrid``: cells ranked by the two-point estimate, the ``top_k`` strongest re-measured
     exactly; ``random``: a random ranking, the floor any method must beat."""
     ig_steps: int = 5
     """``attribution-ig``: points on the path from the run patched into (0) to the run patched from (1), at the
     midpoints of ``ig_steps`` equal intervals; the gradient is averaged over them."""
-    top_k: int = 12
-    """``hybrid``: cells re-measured exactly (the strongest by the attribution estimate)."""
+    strong_share: float = 0.2
+    """``two-point`` and ``hybrid``: a cell is strong, and scored by the midpoint gradient instead of the tangent,
+    when its midpoint estimate is at least this share of the strongest cell's."""
+    top_k: int = 5
+    """``hybrid``: cells re-measured exactly (the strongest by the two-point estimate)."""
     seed: int = 0
     """``random``: the seed of the random ranking."""
     batch_size: Optional[int] = None
@@ -149,6 +156,8 @@ class SweepConfig:
             raise OtoscopeError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}.")
         check_ig_steps(self.ig_steps)
         _whole("top_k", self.top_k, 1)
+        if not 0 <= self.strong_share <= 1:
+            raise OtoscopeError(f"strong_share must be between 0 and 1, got {self.strong_share}.")
         _whole("seed", self.seed, 0)
         if self.neurons is not None:
             neurons = list(self.neurons)

@@ -11,7 +11,10 @@ cells, so any two results of one sweep compare cell by cell (:func:`otoscope.pat
   attention the patch enters recomputed exactly on its key and query side (:mod:`otoscope.patching.atp`).
 * ``atp-star`` — the QK fix plus GradDrop: the magnitude averaged over backward passes that each drop the
   gradient through one later layer, against cancellation between paths.
-* ``hybrid`` — cells ranked by the attribution estimate, the ``top_k`` strongest re-measured exactly.
+* ``two-point`` — the tangent (``attribution``) for the weak cells, the gradient at the midpoint of the input
+  path (integrated gradients with one step, α = ½) for the strong ones: those whose midpoint estimate is at least
+  ``strong_share`` of the strongest's. Two forward and backward passes.
+* ``hybrid`` — cells ranked by the ``two-point`` estimate, the ``top_k`` strongest re-measured exactly.
 * ``random`` — a random ranking (seeded): the floor every method must beat.
 
 Each result's ``context["seconds"]`` is the method's own time with the session's clean and corrupt runs
@@ -94,10 +97,29 @@ def _atp_star(session, cells, config):
     return atp_star(session, cells, config.direction, graddrop=True), []
 
 
+def _two_point(session, cells, config):
+    """The tangent where the midpoint estimate is weak, the midpoint estimate where it is strong.
+
+    The tangent at the run patched into is accurate for small effects (its error grows with the square of
+    the step) but flat before a threshold; the gradient halfway along the input path sees the threshold but
+    averages over every cell moving at once, which scrambles the order of the small effects.
+    """
+    tangent = session.attribution(cells, config.direction)
+    midpoint = session.attribution(cells, config.direction, ig_alphas(1))
+    base = _base_value(session, config.direction)
+    strength = np.abs(midpoint - base)
+    strong = strength >= config.strong_share * strength.max() if strength.size and strength.max() > 0 else strength > 0
+    return np.where(strong, midpoint, tangent), []
+
+
+def _base_value(session, direction: str) -> float:
+    return session.corrupt_value if direction == "denoising" else session.clean_value
+
+
 def _hybrid(session, cells, config):
-    """Attribution for every cell, then the ``top_k`` with the largest estimated effect measured exactly."""
-    values = session.attribution(cells, config.direction)
-    base = session.corrupt_value if config.direction == "denoising" else session.clean_value
+    """The two-point estimate for every cell, then the ``top_k`` with the largest estimated effect measured exactly."""
+    values, _ = _two_point(session, cells, config)
+    base = _base_value(session, config.direction)
     order = np.argsort(-np.abs(values - base), kind="stable")[: config.top_k]
     top = sorted(int(i) for i in order)
     values[top] = session.exact([cells[i] for i in top], config.direction, config.batch_size)
@@ -148,12 +170,13 @@ METHODS: dict[str, Callable[..., PatchResult]] = {
     "attribution-ig": _method("attribution-ig", _attribution_ig, "Attribution with integrated gradients"),
     "atp-qk": _method("atp-qk", _atp_qk, "AtP* QK fix: attention patterns recomputed exactly, the rest first-order"),
     "atp-star": _method("atp-star", _atp_star, "AtP*: the QK fix plus GradDrop"),
-    "hybrid": _method("hybrid", _hybrid, "Attribution ranking, the top_k cells re-measured exactly"),
+    "two-point": _method("two-point", _two_point, "The tangent for weak cells, the midpoint gradient for strong ones"),
+    "hybrid": _method("hybrid", _hybrid, "The two-point ranking, the top_k cells re-measured exactly"),
     "random": _method("random", _random, "A random ranking (the floor)"),
 }
 """Every localization method by name: ``METHODS[name](session, config, words=()) -> PatchResult``."""
 
-CHEAP = ("attribution", "attribution-ig", "atp-qk", "atp-star", "hybrid")
+CHEAP = ("attribution", "attribution-ig", "atp-qk", "atp-star", "two-point", "hybrid")
 """The methods meant to cost a fraction of exact patching (random is the floor, not a method to use)."""
 
 assert tuple(METHODS) == METHOD_NAMES, "config.METHODS lists the registry's names"
