@@ -36,8 +36,7 @@ def patching_html(result, assets: str | Path, grounding=None, top: int = 8, pref
         ("clean clip", ctx.get("clean")), ("corrupt clip", ctx.get("corrupt")), ("text", ctx.get("text")),
         ("answer / wrong", f"{ctx.get('answer')!r} / {ctx.get('wrong')!r}"), ("alignment", ctx.get("alignment")),
         ("metric (clean / corrupt)", f"{result.metric}: {_fmt(result.clean)} / {_fmt(result.corrupt)}"))]
-    share = (lambda c: c.normalized) if result.direction == "denoising" else (lambda c: 1 - c.normalized)
-    ranked = sorted(result.cells, key=lambda c: -abs(share(c)) if share(c) == share(c) else 0)[:top]
+    ranked = result.strongest(top)
     cells = "".join(
         f"<tr><td>{esc(c.hook)}{'' if c.head is None else f' h{c.head}'}</td>"
         f"<td>{esc(f'{c.seconds[0]:.2f}–{c.seconds[1]:.2f} s' if c.seconds else c.tokens)}</td>"
