@@ -128,7 +128,8 @@ def run_unit(model, task_name: str, pair: BenchPair, direction: str, methods, wi
     task = TASKS[task_name]
     unit = UnitResult(model.name, task_name, pair.id, direction, "ok")
     session = open_session(model, pair.clean, pair.corrupt, **session_options(model, pair))
-    options = {"hooks": task.hooks, "window": window, "direction": direction}
+    # a clip shorter than one window (a lone keyword) is one cell wide
+    options = {"hooks": task.hooks, "window": min(window, session.pair.n_frames), "direction": direction}
     config = config_from(None, options)
     cells = session.cells(config, session.hook_names(task.hooks))  # caches the clean and corrupt runs: off the clocks
     unit.clean, unit.corrupt = session.clean_value, session.corrupt_value

@@ -14,6 +14,7 @@ import numpy as np
 from otoscope.bench import sources
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks.base import Task
+from otoscope.errors import OtoscopeError
 from otoscope.stimuli.speech import SENTENCES
 
 SNR_DB = 0.0  # signal-to-noise ratio of the corrupt clip
@@ -27,7 +28,11 @@ def generate(seed: int) -> Iterator[BenchPair]:
     while True:
         text = SENTENCES[int(order[i % len(order)])]
         voice = sources.VOICES[int(rng.integers(len(sources.VOICES)))]
-        speech = sources.synthesize(text, voice)
+        try:
+            speech = sources.synthesize(text, voice)
+        except OtoscopeError:  # espeak-ng could not give word spans for this sentence: the next candidate
+            i += 1
+            continue
         noise_seed = int(rng.integers(2**31))
         made = sources.add_noise(speech, SNR_DB, noise="white", seed=noise_seed)
         region = (speech.words[0].start, speech.words[-1].end)

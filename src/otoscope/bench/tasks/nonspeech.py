@@ -16,6 +16,7 @@ from otoscope.audio.io import Clip
 from otoscope.bench import sources
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks.base import Task
+from otoscope.errors import OtoscopeError
 from otoscope.stimuli.speech import SENTENCES
 
 LEVELS_DB = (-30.0, -20.0)  # RMS dBFS of the non-speech clips (espeak-ng speech is about -20 dBFS)
@@ -38,7 +39,11 @@ def generate(seed: int) -> Iterator[BenchPair]:
     while True:
         text = SENTENCES[int(order[i % len(order)])]
         voice = sources.VOICES[int(rng.integers(len(sources.VOICES)))]
-        speech = sources.synthesize(text, voice)
+        try:
+            speech = sources.synthesize(text, voice)
+        except OtoscopeError:  # espeak-ng could not give word spans for this sentence: the next candidate
+            i += 1
+            continue
         kind = sources.NOISE_KINDS[i % len(sources.NOISE_KINDS)]
         level = float(LEVELS_DB[int(rng.integers(len(LEVELS_DB)))])
         noise = sources.synth_noise(kind, rng, speech.clip.seconds, level)

@@ -1,0 +1,53 @@
+"""Benchmark metrics against plain computations, on the real tiny.en and a tiny random CTC model."""
+
+import numpy as np
+import pytest
+import torch
+
+from otoscope.audio.io import Clip
+from otoscope.bench.metrics import CTC_VOCAB, ctc_chars_metric, session_options, speech_odds_metric
+from otoscope.bench.pair import BenchPair
+from otoscope.errors import OtoscopeError
+from otoscope.models.safeguards import no_speech_token
+
+
+def _clip(seconds=1.0, seed=0):
+    return Clip(np.random.default_rng(seed).normal(0, 0.05, int(16000 * seconds)).astype(np.float32), 16000)
+
+
+def test_speech_odds_is_log_odds_of_no_speech(tiny_en):
+    logits = torch.randn(3, 4, tiny_en.config.vocab_size) * 3
+    fn = speech_odds_metric(tiny_en, 1)
+    p = logits[:, 1].softmax(-1)[:, no_speech_token(tiny_en)].double()
+    assert torch.allclose(fn(logits).double(), torch.log((1 - p) / p), atol=1e-4)
+
+
+def test_ctc_chars_reads_the_span_and_the_letters():
+    import otoscope
+
+    model = otoscope.load("tiny-random-wav2vec2")
+    pair = BenchPair("p", "ctc-word", _clip(), _clip(seed=1), "ctc_chars", answer="cat", wrong="dog", region=(0.2, 0.6))
+    fn = ctc_chars_metric(model, pair)
+    logits = torch.randn(2, 49, 32)
+    first, last = (int(v) for v in model.geometry.convert([0.2, 0.6], "seconds", "frames"))
+    logp = logits.log_softmax(-1)
+    plain = []
+    for b in range(2):
+        best = lambda word: np.mean([logp[b, first:last, CTC_VOCAB.index(ch)].max().item() for ch in word.upper()])  # noqa: E731
+        plain.append(best("cat") - best("dog"))
+    assert fn(logits).numpy() == pytest.approx(np.array(plain), abs=1e-5)
+    logits[:, :first] = 50.0  # outside the span: no effect
+    assert fn(logits).numpy() == pytest.approx(np.array(plain), abs=1e-5)
+
+
+def test_session_options_refuse_the_wrong_model_family(tiny_en):
+    import otoscope
+
+    ctc = BenchPair("p", "ctc-word", _clip(), _clip(1), "ctc_chars", answer="cat", wrong="dog")
+    with pytest.raises(OtoscopeError, match="CTC"):
+        session_options(tiny_en, ctc)
+    word = BenchPair("p", "asr-word", _clip(), _clip(1), "logit_diff", text=" I live in", answer=" London", wrong=" Paris")
+    with pytest.raises(OtoscopeError, match="encoder-only"):
+        session_options(otoscope.load("tiny-random-wav2vec2"), word)
+    options = session_options(tiny_en, word)
+    assert options["answer"] == tiny_en.to_tokens(" London") and options["metric"] == "logit_diff"
