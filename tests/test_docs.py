@@ -40,7 +40,8 @@ def _shell_commands(text: str) -> list[str]:
     return commands
 
 
-DOCS_WITH_COMMANDS = ["README.md", "docs/features.md", "docs/steering.md", "docs/align.md", "docs/dashboard.md"]
+DOCS_WITH_COMMANDS = ["README.md", "docs/features.md", "docs/steering.md", "docs/align.md", "docs/dashboard.md",
+                      "docs/benchmark.md"]
 
 
 @pytest.mark.parametrize("doc", DOCS_WITH_COMMANDS)

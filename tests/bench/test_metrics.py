@@ -51,3 +51,32 @@ def test_session_options_refuse_the_wrong_model_family(tiny_en):
         session_options(otoscope.load("tiny-random-wav2vec2"), word)
     options = session_options(tiny_en, word)
     assert options["answer"] == tiny_en.to_tokens(" London") and options["metric"] == "logit_diff"
+
+
+def test_check_clean_reads_the_cached_clean_run(tiny_en):
+    from pathlib import Path
+
+    from otoscope.bench.metrics import check_clean
+    from otoscope.patching import open_session
+    from otoscope.patching.pairs import load_pair
+
+    fixture = load_pair(Path(__file__).parents[1] / "fixtures" / "pairs" / "london_paris")
+    right = BenchPair("p", "asr-word", fixture.clean, fixture.corrupt, "logit_diff", text=fixture.text,
+                      answer=" London", wrong=" Paris")
+    wrong = BenchPair("p", "asr-word", fixture.corrupt, fixture.clean, "logit_diff", text=fixture.text,
+                      answer=" London", wrong=" Paris")  # the clips swapped: the "clean" clip says Paris
+    whole = BenchPair("p", "noise", fixture.clean, fixture.corrupt, "logprob", text=None,
+                      answer=" My name is John and I live in London.")
+    results = {}
+    for name, pair in (("right", right), ("wrong", wrong), ("whole", whole)):
+        session = open_session(tiny_en, pair.clean, pair.corrupt, **session_options(tiny_en, pair))
+        results[name] = check_clean(tiny_en, pair, session)
+        # the plain computation: teacher-force the answer and take the argmax at each of its positions
+        context = tiny_en.to_tokens(pair.text) if pair.text else []
+        answer = tiny_en.to_tokens(pair.answer)[: 1 if pair.metric == "logit_diff" else None]
+        with torch.no_grad():
+            logits = tiny_en.forward([pair.clean], tokens=[context + answer])
+        n = logits.shape[1]
+        assert results[name].ok == (logits[0, n - len(answer) - 1 : n - 1].argmax(-1).tolist() == answer)
+    assert results["right"].ok and results["whole"].ok
+    assert not results["wrong"].ok and "Paris" in results["wrong"].reason

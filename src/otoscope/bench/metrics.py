@@ -107,20 +107,18 @@ def session_options(model, pair: BenchPair) -> dict:
     raise OtoscopeError(f"unknown bench metric {pair.metric!r}; use one of logit_diff, logprob, speech_odds, ctc_chars.")
 
 
-def check_clean(model, pair: BenchPair, clean_value: float, corrupt_value: float) -> CleanCheck:
-    """Is the clean run right? Token metrics: the answer's tokens are the argmax under teacher forcing;
-    log-odds metrics: positive. Pairs whose clean and corrupt runs score the same are refused too."""
+def check_clean(model, pair: BenchPair, session) -> CleanCheck:
+    """Is the clean run of an open patching ``session`` on ``pair`` right? Token metrics: every answer token is
+    the argmax where the metric reads it (teacher-forced); log-odds metrics: positive. Pairs whose clean and
+    corrupt runs score the same are refused too. Reads the session's cached runs: no extra forward pass."""
+    clean_value, corrupt_value = session.clean_value, session.corrupt_value
     if abs(clean_value - corrupt_value) < 1e-6:
         return CleanCheck(False, f"clean and corrupt score the same ({clean_value:.4g})")
     if pair.metric in ("speech_odds", "ctc_chars"):
         return CleanCheck(clean_value > 0, "" if clean_value > 0 else f"clean {pair.metric} is {clean_value:.3f} <= 0")
-    answer = _first_token(model, pair.answer) if pair.metric == "logit_diff" else model.to_tokens(pair.answer)
-    context = model.to_tokens(pair.text) if pair.text else []
-    prompt = pair.prompt[0] if pair.prompt else None
-    with torch.no_grad():
-        logits = model.forward([pair.clean], tokens=[context + answer], prompt=prompt)  # [1, tokens, vocab]
-    n = logits.shape[1]
-    predicted = logits[0, n - len(answer) - 1 : n - 1].argmax(-1).tolist()
+    answer = session.metric.branches[0]  # the answer's token ids, as the metric reads them
+    outputs = session.runs()[0].outputs  # [1, rows, positions, vocab]; row 0 is the answer's
+    predicted = outputs[0, 0, : len(answer)].argmax(-1).tolist()
     if predicted != answer:
         return CleanCheck(False, f"clean run says {model.to_string(predicted)!r}, not {model.to_string(answer)!r}")
     return CleanCheck(True)

@@ -133,7 +133,7 @@ def run_unit(model, task_name: str, pair: BenchPair, direction: str, methods, wi
     config = config_from(None, options)
     cells = session.cells(config, session.hook_names(task.hooks))  # caches the clean and corrupt runs: off the clocks
     unit.clean, unit.corrupt = session.clean_value, session.corrupt_value
-    check = check_clean(model, pair, unit.clean, unit.corrupt)
+    check = check_clean(model, pair, session)
     if not check.ok:
         unit.status, unit.reason = "dropped", check.reason
         return unit
@@ -157,6 +157,14 @@ def run_unit(model, task_name: str, pair: BenchPair, direction: str, methods, wi
         result = grounding_coefficient(session, direction).to_json()
         unit.grounding = result["layers"]
     return unit
+
+
+def _complete(path: Path, methods) -> bool:
+    """A unit file exists and holds every requested method (a dropped unit needs none)."""
+    if not path.exists():
+        return False
+    unit = json.loads(path.read_text())
+    return unit["status"] != "ok" or set(methods) <= set(unit["methods"])
 
 
 def _prepare_folder(out: Path, config: BenchConfig) -> None:
@@ -209,7 +217,7 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
             for pair in suite.tasks[task_name].pairs:
                 for direction in task.directions:
                     path = unit_path(out, model.name, task_name, pair.id, direction)
-                    if path.exists():
+                    if _complete(path, config.methods):
                         done += 1
                         continue
                     t0 = time.perf_counter()

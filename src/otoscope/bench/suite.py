@@ -135,8 +135,7 @@ def check_pair(model, pair: BenchPair):
     from otoscope.patching import open_session
 
     session = open_session(model, pair.clean, pair.corrupt, **session_options(model, pair))
-    clean, corrupt = session.clean_value, session.corrupt_value
-    return check_clean(model, pair, clean, corrupt), clean, corrupt
+    return check_clean(model, pair, session), session.clean_value, session.corrupt_value
 
 
 def build_suite(out: str | Path, config: SuiteConfig, check_models: Sequence = (),
