@@ -39,6 +39,14 @@ def test_everything_from_the_run_is_escaped():
     assert "<script>" not in render(results)
 
 
+def test_a_partial_run_says_so():
+    results = _results()
+    results["run"] = {"units_run": 3, "units_resumed": 0, "seconds": 1.0, "complete": False}
+    assert "Partial run: 3 units" in render(results)
+    results["run"]["complete"] = True
+    assert "Partial run" not in render(results)
+
+
 def test_heatmap_cells_and_colours():
     example = _results()["tasks"]["keyword"]["models"]["whisper-tiny.en"]["example"]
     html = heatmap(example, "exact")

@@ -51,7 +51,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_unit", real)
     lines = []
     results = run_bench(out, config, log=lines.append)
-    assert results["run"]["units_run"] == 1 and results["run"]["units_resumed"] == 1
+    assert results["run"]["units_run"] == 1 and results["run"]["units_resumed"] == 1 and results["run"]["complete"]
     assert units[0].stat().st_mtime_ns == first  # the finished unit was not redone
     assert any("resuming" in line for line in lines)
     entry = results["tasks"]["keyword"]["models"]["whisper-tiny.en"]

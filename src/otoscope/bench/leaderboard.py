@@ -115,7 +115,11 @@ def render(results: dict) -> str:
     subtitle = (f"{suite['name']} v{suite['version']}, seed {suite['seed']}, {suite['pairs_per_task']} pairs per task"
                 f"{' (quick)' if suite['quick'] else ''}, {suite['frames_per_cell']} frames per cell; models: "
                 f"{', '.join(results['models'])}")
-    sections = [section("overview", "Overview", _overview(results))]
+    run = results.get("run") or {}
+    partial = ("" if run.get("complete", True) else
+               f"<p class='na'>Partial run: {esc(run.get('units_run', 0) + run.get('units_resumed', 0))} units finished "
+               "so far; rerun the same command to continue.</p>")
+    sections = [section("overview", "Overview", partial + _overview(results))]
     sections += [_task_section(n, t, results["methods"]) for n, t in results["tasks"].items()]
     nav = [("overview", "Overview")] + [(f"task-{n}", t["title"]) for n, t in results["tasks"].items()]
     html = page("Audio causal benchmark", subtitle, nav, sections)

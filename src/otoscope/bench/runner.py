@@ -181,11 +181,40 @@ def _prepare_folder(out: Path, config: BenchConfig) -> None:
     write_text_atomic(run_file, json.dumps({"identity": config.identity(), "config": asdict(config)}, indent=1))
 
 
-def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the benchmark into folder ``out``; returns the ``results.json`` object."""
+def _open_suite(out: Path, config: BenchConfig, models: dict, applicable: list[str], log) -> Suite:
+    """The run's task set: read back from ``out/suite`` when resuming, else built (and checked on ``models``)."""
+    suite_dir = out / "suite"
+    if not (suite_dir / "manifest.json").exists():
+        return build_suite(suite_dir, SuiteConfig(tuple(applicable), config.quick, config.seed, config.n_pairs),
+                           list(models.values()), log)
+    suite = load_suite(suite_dir)
+    missing = [t for t in applicable if t not in suite.tasks]
+    if missing:
+        raise OtoscopeError(f"{suite_dir} lacks tasks {missing}; resume with the earlier --tasks or pass a new --out.")
+    log(f"resuming: task set read from {suite_dir}")
+    return suite
+
+
+def _publish(out: Path, suite: Suite, config: BenchConfig, run: dict) -> dict:
+    """Write ``results.json`` and ``leaderboard.html`` from the unit files finished so far."""
     from otoscope._io import write_text_atomic
     from otoscope.bench.leaderboard import write_leaderboard
     from otoscope.bench.results import summarise
+
+    results = summarise(out, suite, config)
+    results["run"] = run
+    write_text_atomic(out / "results.json", json.dumps(results, indent=1, allow_nan=False))
+    write_leaderboard(out / "leaderboard.html", results)
+    return results
+
+
+def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the benchmark into folder ``out``; returns the ``results.json`` object.
+
+    ``results.json`` and the leaderboard are rewritten after each finished (model, task), so a long run
+    shows its figures so far (``run.complete`` is false until every unit is done).
+    """
+    from otoscope._io import write_text_atomic
     from otoscope.models.loader import load
 
     out = Path(out)
@@ -197,38 +226,25 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
         log(f"skipping {', '.join(skipped)}: no model given applies (CTC tasks need an encoder-only CTC model)")
     if not applicable:
         raise OtoscopeError("no task applies to the models given; add a Whisper or a CTC model.")
-    suite_dir = out / "suite"
-    if (suite_dir / "manifest.json").exists():
-        suite = load_suite(suite_dir)
-        missing = [t for t in applicable if t not in suite.tasks]
-        if missing:
-            raise OtoscopeError(f"{suite_dir} lacks tasks {missing}; resume with the earlier --tasks or pass a new --out.")
-        log(f"resuming: task set read from {suite_dir}")
-    else:
-        suite = build_suite(suite_dir, SuiteConfig(tuple(applicable), config.quick, config.seed, config.n_pairs),
-                            list(models.values()), log)
+    suite = _open_suite(out, config, models, applicable, log)
     started = time.perf_counter()
-    done = ran = 0
+    run = {"units_run": 0, "units_resumed": 0, "seconds": 0.0, "complete": False}
     for model in models.values():
-        for task_name in applicable:
-            task = TASKS[task_name]
-            if not task.applies_to(model):
-                continue
+        for task_name in (t for t in applicable if TASKS[t].applies_to(model)):
             for pair in suite.tasks[task_name].pairs:
-                for direction in task.directions:
+                for direction in TASKS[task_name].directions:
                     path = unit_path(out, model.name, task_name, pair.id, direction)
                     if _complete(path, config.methods):
-                        done += 1
+                        run["units_resumed"] += 1
                         continue
                     t0 = time.perf_counter()
                     unit = run_unit(model, task_name, pair, direction, config.methods, config.frames_per_cell,
                                     config.seed)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     write_text_atomic(path, json.dumps(asdict(unit), allow_nan=False))
-                    ran += 1
+                    run["units_run"] += 1
                     log(f"{model.name} {task_name} {pair.id} {direction}: {unit.status} ({time.perf_counter() - t0:.1f} s)")
-    results = summarise(out, suite, config)
-    results["run"] = {"units_run": ran, "units_resumed": done, "seconds": round(time.perf_counter() - started, 1)}
-    write_text_atomic(out / "results.json", json.dumps(results, indent=1, allow_nan=False))
-    write_leaderboard(out / "leaderboard.html", results)
-    return results
+            run["seconds"] = round(time.perf_counter() - started, 1)
+            _publish(out, suite, config, run)
+    run["complete"] = True
+    return _publish(out, suite, config, run)
