@@ -15,11 +15,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from otoscope.bench.pair import BenchPair
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:
+    from otoscope.models.hooked import HookedAudioModel
+    from otoscope.patching.session import PatchSession
 
 CTC_VOCAB = ("<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N", "I", "H", "S", "R", "D", "L", "U", "M", "W",
              "C", "F", "G", "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z")
@@ -37,11 +42,11 @@ class CleanCheck:
     """Why not, when ``ok`` is False."""
 
 
-def _first_token(model, word: str) -> list[int]:
+def _first_token(model: HookedAudioModel, word: str) -> list[int]:
     return model.to_tokens(word)[:1]
 
 
-def _char_ids(model, word: str) -> list[int]:
+def _char_ids(model: HookedAudioModel, word: str) -> list[int]:
     """Vocabulary ids of the distinct letters of ``word`` (upper-cased, as the English CTC vocabularies are)."""
     tokenizer = model.tokenizer
     vocab = tokenizer.get_vocab() if tokenizer is not None else {c: i for i, c in enumerate(CTC_VOCAB)}
@@ -56,7 +61,7 @@ def _char_ids(model, word: str) -> list[int]:
     return ids
 
 
-def speech_odds_metric(model, sot_index: int):
+def speech_odds_metric(model: HookedAudioModel, sot_index: int):
     """``fn(logits [batch, tokens, vocab]) -> [batch]``: log-odds of speech at position ``sot_index``."""
     from otoscope.models.safeguards import no_speech_token
 
@@ -73,7 +78,7 @@ def speech_odds_metric(model, sot_index: int):
     return speech_odds
 
 
-def ctc_chars_metric(model, pair: BenchPair):
+def ctc_chars_metric(model: HookedAudioModel, pair: BenchPair):
     """``fn(logits [batch, frames, vocab]) -> [batch]``: clean word's character evidence minus the corrupt word's."""
     start, end = pair.region or (0.0, pair.clean.seconds)
     first, last = (int(v) for v in model.geometry.convert([start, end], "seconds", "frames"))
@@ -87,7 +92,7 @@ def ctc_chars_metric(model, pair: BenchPair):
     return ctc_chars
 
 
-def session_options(model, pair: BenchPair) -> dict:
+def session_options(model: HookedAudioModel, pair: BenchPair) -> dict:
     """Keyword arguments of :func:`otoscope.patching.open_session` for ``pair`` on ``model`` (metric, answers, text)."""
     if pair.metric == "ctc_chars":
         if model.has_decoder:
@@ -107,7 +112,7 @@ def session_options(model, pair: BenchPair) -> dict:
     raise OtoscopeError(f"unknown bench metric {pair.metric!r}; use one of logit_diff, logprob, speech_odds, ctc_chars.")
 
 
-def check_clean(model, pair: BenchPair, session) -> CleanCheck:
+def check_clean(model: HookedAudioModel, pair: BenchPair, session: PatchSession) -> CleanCheck:
     """Is the clean run of an open patching ``session`` on ``pair`` right? Token metrics: every answer token is
     the argmax where the metric reads it (teacher-forced); log-odds metrics: positive. Pairs whose clean and
     corrupt runs score the same are refused too. Reads the session's cached runs: no extra forward pass."""

@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from otoscope.bench.methods import METHODS, REFERENCE, seed_of
 from otoscope.bench.pair import BenchPair
@@ -27,6 +27,9 @@ from otoscope.bench.scores import cells_in_region, score
 from otoscope.bench.suite import SUITE_VERSION, Suite, SuiteConfig, build_suite, load_suite
 from otoscope.bench.tasks import TASKS
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:
+    from otoscope.models.hooked import HookedAudioModel
 
 RUN_FILE = "bench_run.json"  # marks a folder as a benchmark run (resumable in place)
 FULL_WINDOW = 10  # encoder frames per cell (200 ms) in the full suite
@@ -118,7 +121,7 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def run_unit(model, task_name: str, pair: BenchPair, direction: str, methods, window: int, seed: int) -> UnitResult:
+def run_unit(model: HookedAudioModel, task_name: str, pair: BenchPair, direction: str, methods, window: int, seed: int) -> UnitResult:
     """Sweep ``pair`` with every method (exact first) and score each against exact."""
     from otoscope.bench.metrics import check_clean, session_options
     from otoscope.patching import open_session

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from otoscope.bench.metrics import check_clean, session_options
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks import TASKS
 from otoscope.errors import OtoscopeError, did_you_mean
+
+if TYPE_CHECKING:
+    from otoscope.models.hooked import HookedAudioModel
 
 SUITE_NAME = "otoscope-audio-causal"
 SUITE_VERSION = "1"
@@ -130,7 +133,7 @@ def _saved(folder: Path, pair: BenchPair) -> BenchPair:
                      pair.region, pair.details)
 
 
-def check_pair(model, pair: BenchPair):
+def check_pair(model: HookedAudioModel, pair: BenchPair):
     """``(CleanCheck, clean value, corrupt value)`` of ``pair`` on ``model`` (one clean and one corrupt run)."""
     from otoscope.patching import open_session
 
