@@ -83,9 +83,10 @@ def _overview(results: dict) -> str:
 
 
 def _task_section(name: str, task: dict, methods: list[str]) -> str:
+    dropped = ", ".join(f"{model} {n}" for model, n in task["dropped_at_build"].items())
     parts = [f"<p>{esc(task['question'])}</p>",
              f"<p class='note'>{esc(task['pairs'])} pairs kept of {esc(task['candidates'])} candidates; dropped at "
-             f"build (clean run wrong): {esc(task['dropped_at_build'] or 'none')}. Directions: "
+             f"build (clean run wrong): {esc(dropped or 'none')}. Directions: "
              f"{esc(', '.join(task['directions']))}. Hooks swept: {esc(task['hooks'])}.</p>"]
     for model, entry in task["models"].items():
         parts.append(f"<h3>{esc(model)}</h3><p class='note'>{esc(entry['units'])} units scored, {esc(entry['dropped'])} "
