@@ -126,3 +126,12 @@ def test_ctc_unit_on_a_tiny_random_ctc_model():
     assert all(len(m["normalized"]) == len(unit.cells) for m in unit.methods.values())
     for name in ("attribution", "attribution-ig", "random"):
         assert unit.scores[name]["time_fraction"] is not None
+
+
+def test_tasks_apply_by_model_family():
+    import otoscope
+    from otoscope.bench.tasks import TASKS
+
+    whisper, ctc = otoscope.load("tiny-random-whisper"), otoscope.load("tiny-random-wav2vec2")
+    assert [n for n, t in TASKS.items() if t.applies_to(whisper)] == ["asr-word", "keyword", "noise", "context", "nonspeech"]
+    assert [n for n, t in TASKS.items() if t.applies_to(ctc)] == ["ctc-word"]

@@ -19,7 +19,7 @@ class Task:
     question: str
     """What a localisation on this task answers, in one sentence."""
     models: Literal["whisper", "ctc"]
-    """Which models the task applies to: Whisper (decoder metrics) or encoder-only CTC models."""
+    """The model family the task applies to (``model.family``): Whisper (decoder metrics) or CTC encoders."""
     directions: tuple[str, ...]
     """Patching directions each pair is swept in (``denoising``, ``noising``)."""
     hooks: str
@@ -31,4 +31,4 @@ class Task:
 
     def applies_to(self, model) -> bool:
         """True when ``model`` can run this task."""
-        return bool(model.has_decoder) == (self.models == "whisper")
+        return model.family == self.models
