@@ -58,7 +58,7 @@ def test_check_clean_reads_the_cached_clean_run(tiny_en):
 
     from otoscope.bench.metrics import check_clean
     from otoscope.patching import open_session
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
 
     fixture = load_pair(Path(__file__).parents[1] / "fixtures" / "pairs" / "london_paris")
     right = BenchPair("p", "asr-word", fixture.clean, fixture.corrupt, "logit_diff", text=fixture.text,

@@ -6,8 +6,12 @@ Everything the tasks synthesise goes through these names, so moving the generato
 
 from __future__ import annotations
 
-from otoscope.patching.pairs import MinimalPair, add_noise, word_swap
-from otoscope.patching.speech import Speech, WordSpan, espeak_available, synthesize
+from otoscope.stimuli.degrade import add_noise
+from otoscope.stimuli.pairs import MinimalPair
+from otoscope.stimuli.swaps import word_swap
+from otoscope.stimuli.espeak import espeak_available
+from otoscope.stimuli.speech import Speech, synthesize
+from otoscope.stimuli.words import WordSpan
 from otoscope.stimuli.noise import KINDS as NOISE_KINDS
 from otoscope.stimuli.noise import synth as synth_noise
 
