@@ -123,7 +123,7 @@ def test_bad_input_one_line_errors(llm):
 
 def test_whisper_refuses_llm_arguments():
     whisper = otoscope.load("tiny-random-whisper")
-    with pytest.raises(OtoscopeError, match="only audio-LLMs"):
+    with pytest.raises(OtoscopeError, match="takes no input_ids"):
         whisper(_clip(), input_ids=[1, 2])
     with pytest.raises(OtoscopeError, match="not an audio-LLM"):
         whisper.generate_text(_clip(), "Hi")

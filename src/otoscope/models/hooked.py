@@ -155,21 +155,28 @@ class HookedAudioModel(nn.Module):
         """Load and validate audio (paths, arrays at ``sample_rate``, tensors) at the model's rate."""
         return to_clips(audio, self.geometry.sample_rate, sample_rate)
 
-    def prepare(self, audio, text=None, *, tokens=None, prompt=None, language: str | None = "en",
-                sample_rate: int | None = None, **family_kwargs) -> ModelInputs:
+    def prepare(self, audio=None, text=None, *, tokens=None, prompt=None, language: str | None = "en",
+                sample_rate: int | None = None, **extra) -> ModelInputs:
         """Build model inputs for a batch of clips.
 
         For Whisper, ``text`` (a string, or one per clip) or ``tokens`` (ids, or one list per clip) is the
         teacher-forced transcript after the task prefix; ``prompt`` is Whisper's previous-text prompt,
         placed before ``<|startoftranscript|>`` behind ``<|startofprev|>``. Encoder-only models take no text.
-        For audio-LLMs, ``text`` is the user's prompt (or ``input_ids=`` ids holding the audio placeholder;
-        ``answer=``, ``chat=``: see :meth:`AudioLLMAdapter.prepare`).
+        Text-to-audio models (MusicGen) take no audio: ``text`` is the prompt (or ``input_ids=``) and
+        ``audio_codes=`` the teacher-forced codes. ``extra``: the family's own inputs (``adapter.extra_inputs``).
+        Audio-LLMs: ``text`` is the user's prompt, or ``input_ids=`` ids holding the audio placeholder
+        (``answer=``, ``chat=``: see :meth:`AudioLLMAdapter.prepare`).
         """
-        clips = audio if isinstance(audio, list) and audio and all(isinstance(c, Clip) for c in audio) \
-            else self.clips(audio, sample_rate)
-        if family_kwargs and self.llm_adapter is None:
-            raise OtoscopeError(f"{', '.join(family_kwargs)}: only audio-LLMs take these; {self.name} is not one.")
-        return self.adapter.prepare(clips, text, tokens=tokens, prompt=prompt, language=language, **family_kwargs)
+        unknown = [k for k in extra if k not in self.adapter.extra_inputs]
+        if unknown:
+            takes = ", ".join(self.adapter.extra_inputs) or "none"
+            raise OtoscopeError(f"{self.name} ({self.family}) takes no {', '.join(unknown)}; its extra inputs: {takes}.")
+        if audio is None and self.adapter.input_kind == "tokens":
+            clips = []
+        else:
+            clips = audio if isinstance(audio, list) and audio and all(isinstance(c, Clip) for c in audio) \
+                else self.clips(audio, sample_rate)
+        return self.adapter.prepare(clips, text, tokens=tokens, prompt=prompt, language=language, **extra)
 
     # ----------------------------------------------------------------- forward
     def forward_inputs(self, inputs: ModelInputs) -> torch.Tensor:
@@ -177,7 +184,7 @@ class HookedAudioModel(nn.Module):
         ``[batch, frames, vocab]``; bare encoders: last hidden state ``[batch, frames, d_model]``)."""
         return self.adapter.forward(inputs)
 
-    def forward(self, audio, text=None, **kwargs) -> torch.Tensor:
+    def forward(self, audio=None, text=None, **kwargs) -> torch.Tensor:
         """Logits for ``audio`` (and teacher-forced ``text`` for Whisper); see :meth:`prepare` for kwargs."""
         inputs = audio if isinstance(audio, ModelInputs) else self.prepare(audio, text, **kwargs)
         return self.forward_inputs(inputs)
@@ -191,13 +198,10 @@ class HookedAudioModel(nn.Module):
         """Every hook point with its documented shape, an example shape measured on a 1 s clip, and its meaning."""
         example: dict[str, tuple[int, ...]] = {}
         if measure:
-            import numpy as np
-
-            silence = np.zeros(self.geometry.sample_rate, dtype=np.float32)
             grabbed = {}
             hooks = [(n, lambda t, h: grabbed.__setitem__(h.name, tuple(t.shape))) for n in self.points]
             with torch.no_grad(), self.hooks(hooks):
-                self(silence, **self.adapter.example_kwargs())
+                self(**self.adapter.example_inputs())
             example = grabbed
         return [HookInfo(n, p.shape, example.get(n), p.doc) for n, p in self.points.items()]
 
@@ -248,12 +252,12 @@ class HookedAudioModel(nn.Module):
 
         return splice(self, sae, hook, use_error_term=use_error_term)
 
-    def run_with_hooks(self, audio, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
+    def run_with_hooks(self, audio=None, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
         """Forward with temporary hooks → logits. ``grad=True`` keeps the autograd graph."""
         with torch.set_grad_enabled(grad), self.hooks(fwd_hooks):
             return self(audio, text, **kwargs)
 
-    def run_with_cache(self, audio, text=None, names_filter: NamesFilter = None, *, device=None,
+    def run_with_cache(self, audio=None, text=None, names_filter: NamesFilter = None, *, device=None,
                        grad: bool = False, **kwargs) -> tuple[torch.Tensor, ActivationCache]:
         """Forward and cache activations → ``(logits, cache)``.
 
@@ -272,7 +276,8 @@ class HookedAudioModel(nn.Module):
             logits = self.forward_inputs(inputs)
         ordered = {n: store[n] for n in names if n in store}
         cache = ActivationCache(ordered, inputs.frame_mask, self.geometry, inputs.token_mask,
-                                [c.name for c in inputs.clips], getattr(inputs, "positions", None))
+                                [c.name for c in inputs.clips], text_mask=inputs.text_mask,
+                                positions=getattr(inputs, "positions", None))
         return logits, cache
 
     # ----------------------------------------------------------------- transcription
@@ -313,6 +318,20 @@ class HookedAudioModel(nn.Module):
         inputs = self.prepare(audio, prompt, input_ids=input_ids, chat=chat, sample_rate=sample_rate)
         results = self.llm_adapter.generate(inputs, max_new_tokens)
         return results[0] if single else results
+
+    def generate_audio(self, prompt=None, *, seconds: float = 5.0, seed: int = 0, input_ids=None,
+                       guidance_scale: float = 3.0, top_k: int = 250, temperature: float = 1.0):
+        """Sample ``seconds`` of audio for a text prompt with a fixed seed (text-to-audio models: MusicGen).
+
+        Returns a :class:`~otoscope.models.adapters.musicgen.GeneratedAudio` (``.samples``, ``.sample_rate``,
+        ``.codes`` ``[codebooks, frames]``). Hooks installed with :meth:`hooks` apply while it samples.
+        """
+        generate = getattr(self.adapter, "generate_audio", None)
+        if generate is None:
+            raise OtoscopeError(f"{self.name} ({self.family}) does not generate audio; generate_audio is for "
+                                "text-to-audio models such as musicgen-small.")
+        return generate(prompt, seconds=seconds, seed=seed, input_ids=input_ids, guidance_scale=guidance_scale,
+                        top_k=top_k, temperature=temperature)
 
     def word_timestamps(self, audio, *, text=None, batch_size: int = 8, language: str | None = None,
                         progress: bool = False, sample_rate: int | None = None):

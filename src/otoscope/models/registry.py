@@ -32,6 +32,7 @@ KNOWN_MODELS: dict[str, str] = {
     "qwen2-audio-7b": "Qwen/Qwen2-Audio-7B",
     "qwen2-audio-7b-instruct": "Qwen/Qwen2-Audio-7B-Instruct",
     "voxtral-mini-3b": "mistralai/Voxtral-Mini-3B-2507",
+    **{f"musicgen-{size}": f"facebook/musicgen-{size}" for size in ("small", "medium", "large")},
 }
 AUDIO_LLM_CLASSES = {"qwen2_audio": "Qwen2AudioForConditionalGeneration", "voxtral": "VoxtralForConditionalGeneration"}
 
@@ -119,6 +120,8 @@ def _load_pretrained(location: str, local_only: bool):
         import transformers
 
         cls = getattr(transformers, AUDIO_LLM_CLASSES[config.model_type])
+    elif config.model_type == "musicgen":
+        from transformers import MusicgenForConditionalGeneration as cls
     elif any(a.endswith("ForCTC") for a in (config.architectures or [])):
         cls = AutoModelForCTC
     else:

@@ -63,6 +63,7 @@ class AudioLLMAdapter(Adapter):
     supports: ClassVar[str] = "Qwen2-Audio, Voxtral (audio-LLMs)"
     sides: ClassVar[tuple[str, ...]] = ("audio.encoder", "llm")
     input_kind: ClassVar[str] = "mel"
+    extra_inputs: ClassVar[tuple[str, ...]] = ("input_ids", "answer", "chat")
 
     def __init__(self, hf_model: nn.Module, feature_extractor=None, tokenizer=None):
         super().__init__(hf_model, feature_extractor, tokenizer)
@@ -119,8 +120,8 @@ class AudioLLMAdapter(Adapter):
             return None
         return lambda resid: self.model.lm_head(self.llm.norm(resid))
 
-    def example_kwargs(self) -> dict:
-        return {"input_ids": [self.placeholder, 0, 0]}
+    def example_inputs(self) -> dict:
+        return {"audio": np.zeros(self._geometry.sample_rate, dtype=np.float32), "input_ids": [self.placeholder, 0, 0]}
 
     # ------------------------------------------------------------------ inputs
     def n_audio_tokens(self, feature_mask: torch.Tensor | None, batch: int) -> list[int]:

@@ -37,7 +37,10 @@ class Adapter(ABC):
     sides: ClassVar[tuple[str, ...]] = ("encoder",)
     """Hook-name prefixes of the residual streams, in forward order (``("encoder", "decoder")`` for Whisper)."""
     input_kind: ClassVar[str] = "waveform"
-    """What :attr:`ModelInputs.features` holds: ``"waveform"`` ``[batch, samples]`` or ``"mel"`` ``[batch, mels, time]``."""
+    """What :attr:`ModelInputs.features` holds: ``"waveform"`` ``[batch, samples]``, ``"mel"`` ``[batch, mels, time]``
+    or ``"tokens"`` (a text prompt's ids ``[batch, tokens]``: text-to-audio models, which take no audio)."""
+    extra_inputs: ClassVar[tuple[str, ...]] = ()
+    """Keyword arguments :meth:`prepare` takes beyond the common ones (MusicGen: ``input_ids``, ``audio_codes``)."""
     decoding: ClassVar[str | None] = None
     """Which greedy decoder :func:`otoscope.models.decode.transcribe` runs: ``"seq2seq"`` (Whisper's windowed
     autoregressive decoder, which can also start from any encoder output: the encoder lens, attention locality
@@ -131,9 +134,12 @@ class Adapter(ABC):
     def forward(self, inputs: "ModelInputs") -> torch.Tensor:
         """Run the HF model on prepared inputs → its logits (or last hidden state for bare encoders)."""
 
-    def example_kwargs(self) -> dict:
-        """Extra :meth:`prepare` arguments for measuring the hook table on a silent clip (audio-LLMs need a prompt)."""
-        return {}
+    def example_inputs(self) -> dict:
+        """Keyword arguments of :meth:`HookedAudioModel.prepare` for a small example run (the hook table's
+        measured shapes): one second of silence unless the family needs something else."""
+        import numpy as np
+
+        return {"audio": np.zeros(self.geometry.sample_rate, dtype=np.float32)}
 
     def encode(self, inputs: "ModelInputs"):
         """Run as little of the model as fires every audio-encoder hook (the whole model unless overridden)."""
