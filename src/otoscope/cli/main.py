@@ -175,12 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     from otoscope.cli import align as align_cli
-<<<<<<< HEAD
-    from otoscope.cli import listen as listen_cli
-=======
     from otoscope.cli import compare as compare_cli
     from otoscope.cli import bench as bench_cli
->>>>>>> main
+    from otoscope.cli import listen as listen_cli
     from otoscope.cli import patch as patch_cli
     from otoscope.cli import sae as sae_cli
     from otoscope.cli import steer as steer_cli
@@ -190,13 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     sae_cli.register(sub)
     steer_cli.register(sub)
     align_cli.register(sub)
-<<<<<<< HEAD
-    listen_cli.register(sub)
-=======
     compare_cli.register(sub)
     study_cli.register(sub)
     bench_cli.register(sub)
->>>>>>> main
+    listen_cli.register(sub)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")
