@@ -13,9 +13,11 @@ word, relative to the RMS of the clean audio there (``pre_rms_diff``; 0 = the sa
   figure over ``[:a]`` includes the 30 ms crossfade.
 
 It also counts how many of the ten sentences the old word-event timing could not give spans for
-(espeak-ng reporting fewer word events than words), and how many corrupt clips whisper-tiny.en hears
-with the new word, spliced and whole (``heard_new_word``: the splice should not make it rarer; tiny.en
-mishears espeak-ng's speech often either way).
+(espeak-ng reporting fewer word events than words), how many corrupt clips whisper-tiny.en hears with
+the new word, spliced and whole (``heard_new_word``; tiny.en mishears espeak-ng's speech often either
+way), and the teacher-forced logit difference ``logit(old) - logit(new)`` after the words before it on
+each corrupt clip (``corrupt_logit_diff``; negative = the model takes the new word): the splice should
+keep the new word as recognisable as the whole rendering does.
 
 Run: .venv/bin/python benchmarks/stimuli.py (needs the espeak-ng library). Last line: one JSON object.
 """
@@ -60,7 +62,15 @@ def one_process(engine: Engine, text: str) -> tuple[np.ndarray, int]:
 def main() -> None:
     import otoscope
 
+    from otoscope.patching import patch
+
     model = otoscope.load("whisper-tiny.en")
+
+    def corrupt_logit_diff(pair) -> float:
+        # one cell over the whole clip: the sweep's own clean and corrupt metric values are what we want
+        return patch(model, **pair.patch_args(), hooks="encoder.blocks.0.hook_resid_post", window=None,
+                     multi_token=True).corrupt
+
     engine = Engine()
     rows, started = [], time.perf_counter()
     for text, old, new in PAIRS:
@@ -82,7 +92,9 @@ def main() -> None:
                          "spliced_before_crossfade": rms(spliced.corrupt.samples[:before] - clean[:before])},
                      "old_word_events_ok": n_events == len(split_words(text)), "shift_samples": s["shift"],
                      "heard": heard, "heard_new_word": new.lower() in heard.lower(),
-                     "heard_whole": heard_whole, "heard_new_word_whole": new.lower() in heard_whole.lower()})
+                     "heard_whole": heard_whole, "heard_new_word_whole": new.lower() in heard_whole.lower(),
+                     "corrupt_logit_diff": {"spliced": round(corrupt_logit_diff(spliced), 2),
+                                            "whole": round(corrupt_logit_diff(whole), 2)}})
     for row in rows:
         print(json.dumps(row), file=sys.stderr)
     mean = lambda key: round(float(np.mean([r["pre_rms_diff"][key] for r in rows])), 3)  # noqa: E731
@@ -94,6 +106,10 @@ def main() -> None:
                       "old_word_events_failed": sum(not r["old_word_events_ok"] for r in rows),
                       "heard_new_word": {"spliced": sum(r["heard_new_word"] for r in rows),
                                          "whole": sum(r["heard_new_word_whole"] for r in rows)},
+                      "corrupt_logit_diff_mean": {k: round(float(np.mean([r["corrupt_logit_diff"][k] for r in rows])), 2)
+                                                  for k in ("spliced", "whole")},
+                      "corrupt_prefers_new_word": {k: sum(r["corrupt_logit_diff"][k] < 0 for r in rows)
+                                                   for k in ("spliced", "whole")},
                       "seconds": round(time.perf_counter() - started, 1), "load_1min": round(load, 1)}))
 
 
