@@ -24,5 +24,6 @@ def table(name: str) -> str:
 
 
 if __name__ == "__main__":
-    for name in ("whisper-tiny.en", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable", "tiny-random-wavlm"):
+    for name in ("whisper-tiny.en", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable", "tiny-random-wavlm",
+                 "tiny-random-qwen2audio", "tiny-random-voxtral"):
         print(table(name))

@@ -68,6 +68,9 @@ def _attention(module: nn.Module, query, key, value, attention_mask, scaling=Non
     # query [batch, heads, q, d_head]; key, value [batch, heads, k, d_head]
     if scaling is None:
         scaling = query.size(-1) ** -0.5
+    if key.shape[1] != query.shape[1]:  # grouped-query attention: each key-value head serves a group of query heads
+        groups = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     hooks = getattr(module, PATTERN_HOOKS_ATTR, ())
     mask = _combined_mask(module, attention_mask, key.shape[-2], query.dtype)
     if not hooks and getattr(module, MASK_ATTR, None) is not None:

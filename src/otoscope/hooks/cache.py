@@ -30,6 +30,9 @@ class ActivationCache:
     text_mask: torch.Tensor | None = None
     """``[batch, tokens]`` bool for text-encoder hooks (``text_encoder.*``: MusicGen's prompt): True for real
     tokens (False: batch padding); None when the model has no text encoder."""
+    positions: list | None = None
+    """Audio-LLMs: per clip, an :class:`~otoscope.models.adapters.audio_llm_prompt.LLMPositions` (which LLM
+    positions hold audio tokens, prompt text and answer, and each audio token's time span); else None."""
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:
@@ -67,7 +70,7 @@ class ActivationCache:
         tensor = self[name][clip]
         if name.startswith("text_encoder."):
             return tensor if self.text_mask is None else tensor[: int(self.text_mask[clip].sum())]
-        if name.startswith("encoder.") or ".cross_attn.hook_k" in name or ".cross_attn.hook_v" in name:
+        if name.startswith(("encoder.", "audio.encoder.")) or ".cross_attn.hook_k" in name or ".cross_attn.hook_v" in name:
             if name.endswith("hook_pattern"):
                 n = self.n_frames(clip)
                 return tensor[:, :n, :n]
@@ -100,4 +103,5 @@ class ActivationCache:
         return ActivationCache({k: v.to(device) for k, v in self.activations.items()}, self.frame_mask.to(device),
                                self.geometry, None if self.token_mask is None else self.token_mask.to(device),
                                list(self.clip_names),
-                               text_mask=None if self.text_mask is None else self.text_mask.to(device))
+                               text_mask=None if self.text_mask is None else self.text_mask.to(device),
+                               positions=self.positions)

@@ -41,6 +41,8 @@ def _with_first(value, tensor):
 
 
 def _to_user(point: HookPoint, raw: torch.Tensor) -> torch.Tensor:
+    if point.rows:
+        raw = raw.unflatten(0, (-1, point.rows))  # [batch * rows, ...] → [batch, rows, ...]
     if point.channels_first:
         raw = raw.transpose(1, 2)  # [batch, channels, frames] → [batch, frames, channels]
     if point.heads:
@@ -53,6 +55,8 @@ def _from_user(point: HookPoint, value: torch.Tensor) -> torch.Tensor:
         value = value.flatten(-2)
     if point.channels_first:
         value = value.transpose(1, 2)
+    if point.rows:
+        value = value.flatten(0, 1)
     return value
 
 

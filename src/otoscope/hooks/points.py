@@ -47,6 +47,9 @@ class HookPoint:
     """The module emits ``[batch, channels, frames]``; hooks see ``[batch, frames, channels]``."""
     residual_module: nn.Module | None = None
     """For ``RESID_SUM``: the module whose input is the residual stream before the branch."""
+    rows: int | None = None
+    """The module sees items flattened to ``[batch * rows, ...]`` (Voxtral's projector); hooks see
+    ``[batch, rows, ...]``."""
 
     @property
     def side(self) -> str:

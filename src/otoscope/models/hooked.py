@@ -21,6 +21,7 @@ from otoscope.hooks.manager import HookFn, installed
 from otoscope.hooks.points import HookPoint
 from otoscope.hooks.select import NamesFilter, check_name, select
 from otoscope.models.adapters import Adapter, adapter_for
+from otoscope.models.adapters.audio_llm import AudioLLMAdapter
 from otoscope.models.inputs import ModelInputs
 
 TextLike = "str | Sequence[str] | None"
@@ -111,6 +112,16 @@ class HookedAudioModel(nn.Module):
         return sum(1 for n in self.points if n.startswith("decoder.blocks.") and n.endswith(".hook_resid_post"))
 
     @property
+    def n_llm_layers(self) -> int:
+        """LLM blocks of an audio-LLM (0 for other models)."""
+        return sum(1 for n in self.points if n.startswith("llm.blocks.") and n.endswith(".hook_resid_post"))
+
+    @property
+    def llm_adapter(self) -> "AudioLLMAdapter | None":
+        """The adapter when this is an audio-LLM (its prompts, positions, LLM and generation), else None."""
+        return self.adapter if isinstance(self.adapter, AudioLLMAdapter) else None
+
+    @property
     def english_only(self) -> bool:
         """True for Whisper ``.en`` checkpoints (no language or task tokens in the prompt)."""
         return getattr(self.adapter, "english_only", False)
@@ -153,6 +164,8 @@ class HookedAudioModel(nn.Module):
         placed before ``<|startoftranscript|>`` behind ``<|startofprev|>``. Encoder-only models take no text.
         Text-to-audio models (MusicGen) take no audio: ``text`` is the prompt (or ``input_ids=``) and
         ``audio_codes=`` the teacher-forced codes. ``extra``: the family's own inputs (``adapter.extra_inputs``).
+        Audio-LLMs: ``text`` is the user's prompt, or ``input_ids=`` ids holding the audio placeholder
+        (``answer=``, ``chat=``: see :meth:`AudioLLMAdapter.prepare`).
         """
         unknown = [k for k in extra if k not in self.adapter.extra_inputs]
         if unknown:
@@ -263,7 +276,8 @@ class HookedAudioModel(nn.Module):
             logits = self.forward_inputs(inputs)
         ordered = {n: store[n] for n in names if n in store}
         cache = ActivationCache(ordered, inputs.frame_mask, self.geometry, inputs.token_mask,
-                                [c.name for c in inputs.clips], text_mask=inputs.text_mask)
+                                [c.name for c in inputs.clips], text_mask=inputs.text_mask,
+                                positions=getattr(inputs, "positions", None))
         return logits, cache
 
     # ----------------------------------------------------------------- transcription
@@ -289,6 +303,20 @@ class HookedAudioModel(nn.Module):
         results = transcribe(self, self.clips(audio, sample_rate), batch_size=batch_size, language=language,
                              max_new_tokens=max_new_tokens, progress=progress, exact=exact, repetition=repetition,
                              no_speech_threshold=no_speech_threshold, logprob_threshold=logprob_threshold)
+        return results[0] if single else results
+
+    def generate_text(self, audio, prompt=None, *, input_ids=None, max_new_tokens: int = 64, chat: bool = True,
+                      sample_rate: int | None = None):
+        """Greedy continuation of ``prompt`` about ``audio`` with the KV cache (audio-LLMs only).
+
+        One clip → a :class:`~otoscope.models.adapters.audio_llm.GeneratedText` (``.text``, ``.tokens``);
+        a list → a list of them. Token-identical to transformers' ``generate(do_sample=False)``.
+        """
+        if self.llm_adapter is None:
+            raise OtoscopeError(f"{self.name} is not an audio-LLM; use model.transcribe for Whisper and CTC models.")
+        single = not isinstance(audio, (list, tuple))
+        inputs = self.prepare(audio, prompt, input_ids=input_ids, chat=chat, sample_rate=sample_rate)
+        results = self.llm_adapter.generate(inputs, max_new_tokens)
         return results[0] if single else results
 
     def generate_audio(self, prompt=None, *, seconds: float = 5.0, seed: int = 0, input_ids=None,

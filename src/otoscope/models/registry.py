@@ -29,8 +29,12 @@ KNOWN_MODELS: dict[str, str] = {
     "wav2vec2-large-960h-lv60-self": "facebook/wav2vec2-large-960h-lv60-self",
     "wavlm-base": "microsoft/wavlm-base",
     "wavlm-base-plus": "microsoft/wavlm-base-plus",
+    "qwen2-audio-7b": "Qwen/Qwen2-Audio-7B",
+    "qwen2-audio-7b-instruct": "Qwen/Qwen2-Audio-7B-Instruct",
+    "voxtral-mini-3b": "mistralai/Voxtral-Mini-3B-2507",
     **{f"musicgen-{size}": f"facebook/musicgen-{size}" for size in ("small", "medium", "large")},
 }
+AUDIO_LLM_CLASSES = {"qwen2_audio": "Qwen2AudioForConditionalGeneration", "voxtral": "VoxtralForConditionalGeneration"}
 
 
 def offline() -> bool:
@@ -112,6 +116,10 @@ def _load_pretrained(location: str, local_only: bool):
     config = AutoConfig.from_pretrained(location, **kwargs)
     if config.model_type == "whisper":
         from transformers import WhisperForConditionalGeneration as cls
+    elif config.model_type in AUDIO_LLM_CLASSES:
+        import transformers
+
+        cls = getattr(transformers, AUDIO_LLM_CLASSES[config.model_type])
     elif config.model_type == "musicgen":
         from transformers import MusicgenForConditionalGeneration as cls
     elif any(a.endswith("ForCTC") for a in (config.architectures or [])):

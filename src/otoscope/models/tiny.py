@@ -9,7 +9,8 @@ noise instead of sense.
 from __future__ import annotations
 
 TINY_MODELS = ("tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable",
-               "tiny-random-hubert", "tiny-random-wavlm", "tiny-random-musicgen")
+               "tiny-random-hubert", "tiny-random-wavlm", "tiny-random-musicgen", "tiny-random-qwen2audio",
+               "tiny-random-voxtral")
 
 _W2V_COMMON = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -58,6 +59,48 @@ def _w2v(kind: str):
     return cls(config), extractor, None
 
 
+QWEN2_AUDIO_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
+VOXTRAL_SPECIALS = ["</s>", "<s>", "[INST]", "[/INST]", "[BEGIN_AUDIO]", "[AUDIO]"]
+_LLM_COMMON = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                   intermediate_size=64, max_position_embeddings=1024,
+                   # 5× the default init scale, for the reason given for Whisper above: patching and
+                   # grounding tests need audio and prompt to move the answer's logits by far more than rounding
+                   initializer_range=0.1)
+_AUDIO_COMMON = dict(num_mel_bins=128, max_source_positions=1500, dropout=0.0, attention_dropout=0.0,
+                     activation_dropout=0.0, initializer_range=0.1)
+
+
+def _audio_llm(kind: str):
+    """Qwen2-Audio (Whisper-style encoder, 2× average pooling, linear projector, Qwen2 LLM) or Voxtral
+    (Whisper-style encoder, 4 frames stacked per token, MLP projector, Llama LLM), with a byte tokenizer."""
+    from transformers import WhisperFeatureExtractor
+
+    from otoscope.models.tokenizer import chat_byte_tokenizer
+
+    if kind == "qwen2audio":
+        from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration as cls
+
+        tokenizer = chat_byte_tokenizer(QWEN2_AUDIO_SPECIALS, "<|endoftext|>")
+        config = Qwen2AudioConfig(
+            audio_config=dict(d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64, **_AUDIO_COMMON),
+            text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), **_LLM_COMMON),
+            audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
+    else:
+        from transformers import VoxtralConfig, VoxtralForConditionalGeneration as cls
+
+        tokenizer = chat_byte_tokenizer(VOXTRAL_SPECIALS, "</s>")
+        config = VoxtralConfig(
+            # intermediate_size is also the width of 4 stacked encoder frames (Voxtral's downsampling): 4 × 32
+            audio_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                              **_AUDIO_COMMON),
+            text_config=dict(model_type="llama", vocab_size=len(tokenizer), head_dim=8, **_LLM_COMMON),
+            audio_token_id=tokenizer.convert_tokens_to_ids("[AUDIO]"))
+    for key in ("eos_token_id", "pad_token_id"):
+        setattr(config.text_config, key, tokenizer.eos_token_id)
+    config.initializer_range = 0.1
+    model = cls(config)
+    model.generation_config.eos_token_id = model.generation_config.pad_token_id = tokenizer.eos_token_id
+    return model, WhisperFeatureExtractor(feature_size=128), tokenizer
 def _musicgen():
     """MusicGen with the released checkpoints' shape of things (32 kHz EnCodec at 50 frames/s, 4 codebooks, a T5
     text encoder narrower than the decoder, so ``enc_to_dec_proj`` exists) at a few hundred thousand weights."""
@@ -105,6 +148,8 @@ def build_tiny(name: str):
     try:
         if name == "tiny-random-whisper":
             return _whisper()
+        if name in ("tiny-random-qwen2audio", "tiny-random-voxtral"):
+            return _audio_llm(name.removeprefix("tiny-random-"))
         if name == "tiny-random-musicgen":
             return _musicgen()
         return _w2v(name.removeprefix("tiny-random-"))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from otoscope.models.adapters.audio_llm import AudioLLMAdapter
 from otoscope.models.adapters.base import Adapter
 from otoscope.models.adapters.ctc import CTCAdapter
 from otoscope.models.adapters.musicgen import MusicgenAdapter
 from otoscope.models.adapters.whisper import WhisperAdapter
 
-ADAPTERS: list[type[Adapter]] = [WhisperAdapter, CTCAdapter, MusicgenAdapter]
+ADAPTERS: list[type[Adapter]] = [WhisperAdapter, CTCAdapter, MusicgenAdapter, AudioLLMAdapter]
 """Every adapter, tried in order: the first whose :meth:`Adapter.matches` is True wins."""
 
 
@@ -27,4 +28,4 @@ def adapter_for(hf_model: nn.Module, feature_extractor=None, tokenizer=None) -> 
                               "A new family needs an adapter in otoscope/models/adapters (docs/hooks.md).")
 
 
-__all__ = ["ADAPTERS", "Adapter", "CTCAdapter", "MusicgenAdapter", "WhisperAdapter", "adapter_for"]
+__all__ = ["ADAPTERS", "Adapter", "AudioLLMAdapter", "CTCAdapter", "MusicgenAdapter", "WhisperAdapter", "adapter_for"]

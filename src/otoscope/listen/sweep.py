@@ -1,0 +1,77 @@
+"""Where in time, and at which LLM block, does the audio decide the answer? LLM block × audio-token window.
+
+Each cell patches the residual stream entering block k (``llm.blocks.{k}.hook_resid_pre``) at the audio
+tokens of one time window from the source run, and scores the readout position; windows are given in
+seconds (converted through each audio token's time span) or in audio tokens. Only tokens of real audio
+are swept (Voxtral's padding tokens after the clip are left alone).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from otoscope.errors import OtoscopeError
+from otoscope.listen.engine import RESID, Cell, fast_patch, naive_patch
+from otoscope.listen.grounding import ENGINES, normalised
+from otoscope.listen.pairs import PreparedListenPair
+
+if TYPE_CHECKING:
+    from otoscope.models.hooked import HookedAudioModel
+
+
+def audio_windows(prep: PreparedListenPair, *, seconds: float | None = None, tokens: int | None = None) -> list[list[int]]:
+    """Consecutive windows of the real audio tokens: ``seconds`` long (a token belongs to the window its start
+    time falls in), or ``tokens`` tokens each."""
+    if (seconds is None) == (tokens is None):
+        raise OtoscopeError("give the window as seconds= or tokens=, one of the two.")
+    pos = prep.positions
+    real = pos.audio[: pos.real_audio]
+    if tokens is not None:
+        if int(tokens) < 1:
+            raise OtoscopeError(f"the window must be at least 1 token, got {tokens}.")
+        return [real[i:i + int(tokens)] for i in range(0, len(real), int(tokens))]
+    if not (np.isfinite(seconds) and seconds > 0):
+        raise OtoscopeError(f"the window must be a positive number of seconds, got {seconds}.")
+    windows: dict[int, list[int]] = {}
+    for p, start in zip(real, pos.audio_seconds[: len(real), 0]):  # each token in the window its start falls in
+        windows.setdefault(int(np.floor(start / seconds + 1e-9)), []).append(p)
+    windows = [windows[i] for i in sorted(windows)]
+    return windows
+
+
+def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds: float | None = None,
+                 tokens: int | None = None, layers: Sequence[int] | None = None, direction: str = "denoising",
+                 engine: str = "fast"):
+    """Tidy DataFrame, one row per (block, window): ``layer, start_s, end_s, first_position, n_tokens, value,
+    effect`` (``effect``: the normalised recovery, or loss for noising)."""
+    import pandas as pd
+
+    if direction not in ("denoising", "noising"):
+        raise OtoscopeError(f"direction must be 'denoising' or 'noising', got {direction!r}.")
+    if engine not in ENGINES:
+        raise OtoscopeError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    n = model.n_llm_layers
+    layers = list(range(n)) if layers is None else [int(k) for k in layers]
+    bad = [k for k in layers if not 0 <= k < n]
+    if bad:
+        raise OtoscopeError(f"LLM blocks {bad} do not exist; {model.name} has blocks 0–{n - 1}.")
+    windows = audio_windows(prep, seconds=seconds, tokens=tokens)
+    names = [RESID.format(k=k) for k in range(n)]
+    clean_logits, clean_cache = model.run_with_cache(prep.clean, names_filter=names)
+    corrupt_logits, corrupt_cache = model.run_with_cache(prep.corrupt, names_filter=names)
+    target, cache = (prep.corrupt, clean_cache) if direction == "denoising" else (prep.clean, corrupt_cache)
+    readout = prep.positions.readout
+    clean, corrupt = float(prep.score(clean_logits[0, readout])), float(prep.score(corrupt_logits[0, readout]))
+    cells = [Cell(names[k], tuple(w)) for k in layers for w in windows]
+    values = prep.score((fast_patch if engine == "fast" else naive_patch)(model, target, cache, cells)).tolist()
+    spans = prep.positions.audio_seconds
+    first = prep.positions.audio[0]
+    rows = []
+    for cell, value in zip(cells, values):
+        lo, hi = cell.positions[0] - first, cell.positions[-1] - first
+        rows.append({"layer": names.index(cell.hook), "start_s": float(spans[lo, 0]), "end_s": float(spans[hi, 1]),
+                     "first_position": cell.positions[0], "n_tokens": len(cell.positions), "value": value,
+                     "effect": normalised(value, clean, corrupt, direction)})
+    return pd.DataFrame(rows)
