@@ -83,11 +83,13 @@ def _cmd_demo(args) -> None:
 
 
 def _add_study_flags(p: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
     from otoscope.study.config import StudyConfig
 
-    defaults = StudyConfig()
+    defaults = {f.name: f.default for f in fields(StudyConfig)}  # not StudyConfig(): its checks import torch
     for flag, field, kind, text in _FLAGS:
-        default = getattr(defaults, field)
+        default = defaults[field]
         p.add_argument(flag, dest=field, type=kind, default=None,
                        help=f"{text} (default {default})" if default is not None else text)
     p.add_argument("--no-sae", action="store_true", help="geometry and probes only, no SAE")

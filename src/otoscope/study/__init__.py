@@ -8,11 +8,33 @@ text encoder, or a bare T5 encoder) read labelled prompts; :func:`emotion_prompt
 set of 100 music prompts (25 each of happy, sad, calm, energetic).
 """
 
-from otoscope.study.config import StudyConfig
-from otoscope.study.effects import register_latent_effect
-from otoscope.study.inputs import LabelledData, emotion_prompts_path, read_labelled_clips, read_labelled_prompts
-from otoscope.study.run import StudyResult, compute_study, run_study
-from otoscope.study.subjects import AudioSubject, Subject, TextSubject, load_subject
+from typing import TYPE_CHECKING
+
+from otoscope._lazy import lazy_exports
+
+# loaded on first use: the modules import torch, which `otoscope --help` (whose subcommands read this package's
+# configs for their flags) must not
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "StudyConfig": ".config",
+    "register_latent_effect": ".effects",
+    "LabelledData": ".inputs",
+    "emotion_prompts_path": ".inputs",
+    "read_labelled_clips": ".inputs",
+    "read_labelled_prompts": ".inputs",
+    "StudyResult": ".run",
+    "compute_study": ".run",
+    "run_study": ".run",
+    "AudioSubject": ".subjects",
+    "Subject": ".subjects",
+    "TextSubject": ".subjects",
+    "load_subject": ".subjects"})
+
+if TYPE_CHECKING:
+    from otoscope.study.config import StudyConfig
+    from otoscope.study.effects import register_latent_effect
+    from otoscope.study.inputs import LabelledData, emotion_prompts_path, read_labelled_clips, read_labelled_prompts
+    from otoscope.study.run import StudyResult, compute_study, run_study
+    from otoscope.study.subjects import AudioSubject, Subject, TextSubject, load_subject
 
 __all__ = ["AudioSubject", "LabelledData", "StudyConfig", "StudyResult", "Subject", "TextSubject", "compute_study",
            "emotion_prompts_path", "load_subject", "read_labelled_clips", "read_labelled_prompts",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from otoscope.errors import OtoscopeError
-from otoscope.sae.config import ARCHITECTURES
 
 
 @dataclass
@@ -51,6 +50,8 @@ class StudyConfig:
     """Where the model and the SAE run (default CPU)."""
 
     def __post_init__(self):
+        from otoscope.sae.config import ARCHITECTURES  # here, not at the top: otoscope.sae imports torch
+
         if self.sae_architecture not in ARCHITECTURES:
             raise OtoscopeError(f"unknown SAE architecture '{self.sae_architecture}'; use one of {', '.join(ARCHITECTURES)}.")
         for name in ("sae_expansion", "sae_k", "sae_steps", "sae_batch_size", "top_latents", "n_permutations",
