@@ -27,9 +27,16 @@ Sweep: encoder hook_resid_post, all 4 layers, denoising, logit diff " London" �
   (reading the clips, the clean cache, the corrupt baseline and one run_with_hooks per cell).
   max_abs_diff_end_to_end compares the CLI's patch.json values with the loop's.
 Run only that part with --only=end_to_end.
+* methods (--only=methods runs only this part): every method of otoscope.patching.METHODS on the 10-frame
+  sweep of one session whose clean and corrupt runs are cached (set-up outside every clock), exact included,
+  scored against exact (otoscope.patching.scores: Spearman, Pearson, top-5 recall, share of the effect inside
+  the swapped word's span, time / exact's time); hybrid at several top_k. best_cheap_method is the method with
+  the highest Spearman among those at <= 10% of exact's time (random excluded), with spearman_best_cheap and
+  time_fraction_best_cheap. --methods=a,b limits the methods run (exact always runs).
 Last line: one JSON object.
 """
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -42,10 +49,11 @@ import numpy as np
 import torch
 
 import otoscope
-from otoscope.patching import PatchConfig, agreement, open_session, sweep
+from otoscope.patching import METHODS, SweepConfig, agreement, open_session, sweep
 from otoscope.patching.api import cell_results
+from otoscope.patching.scores import region_mask, score_method
 from otoscope.patching.naive import naive_patching, naive_run, source_activations
-from otoscope.patching.pairs import load_pair
+from otoscope.stimuli.pairs import load_pair
 from otoscope.patching.result import PatchResult
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -79,7 +87,7 @@ def exact_comparison(model, pair, batch_size=8):
     names = session.hook_names(HOOKS)
     session.runs(names)  # the engine's clean and corrupt runs, cached once
     engine_s = time.perf_counter() - start
-    cells = session.cells(PatchConfig(hooks=HOOKS, window=10), names)
+    cells = session.cells(SweepConfig(hooks=HOOKS, window=10), names)
     fast, slow = np.empty(len(cells)), np.empty(len(cells))
     t = time.perf_counter()
     cache = clean_cache(model, session, names)  # the loop's clean run, cached as TransformerLens does, and
@@ -182,6 +190,41 @@ def diagnose(model, session, exact10, attr10, agree):
     return {"summary": summary, **groups, "cells": cells}
 
 
+HYBRID_K = (1, 3, 6)  # hybrid's exact re-measures: about 2%, 5% and 10% of the sweep's cells
+ONLY_METHODS = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--methods=")), None)
+BUDGET = 0.10  # a cheap method takes at most this share of exact patching's time
+
+
+def methods(model, pair) -> dict:
+    """Every registered method on the 10-frame sweep of one cached session, scored against exact patching."""
+    session = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
+    config = SweepConfig(hooks=HOOKS, window=10)
+    session.runs(session.hook_names(HOOKS))  # set-up, outside every method's clock
+    word = next(w for w in pair.clean_words if w.word.strip(" .").lower() == pair.answer.strip().lower())
+    names = [n for n in METHODS if ONLY_METHODS is None or n in ONLY_METHODS or n == "exact"]
+    runs = [(name, {}) for name in names if name != "hybrid"] + [("hybrid", {"top_k": k}) for k in HYBRID_K
+                                                                 if "hybrid" in names]
+    results = {}
+    for name, options in runs:
+        label = name + "".join(f"_k{v}" for v in options.values())
+        results[label] = METHODS[name](session, dataclasses.replace(config, **options))
+    exact = results["exact"]
+    region = region_mask(exact, word.start, word.end)
+    scores = {label: score_method(exact, r, region) for label, r in results.items()}
+    for label, sc in scores.items():
+        print(f"  {label:16s} spearman {sc.spearman:6.3f}  pearson {sc.pearson:6.3f}  top-5 recall {sc.top_recall:.1f}  "
+              f"in '{word.word}' {sc.region_share:.2f}  time {results[label].context['seconds']:7.2f} s "
+              f"({sc.time_fraction:.3f} of exact)")
+    cheap = {k: v for k, v in scores.items() if k not in ("exact", "random") and v.time_fraction <= BUDGET}
+    best = max(cheap, key=lambda k: cheap[k].spearman) if cheap else None
+    print(f"best cheap method (<= {BUDGET:.0%} of exact's time): {best}"
+          + (f", spearman {cheap[best].spearman:.3f} at {cheap[best].time_fraction:.3f} of exact's time" if best else ""))
+    return {"methods_region": [word.word, word.start, word.end], "exact_s": exact.context["seconds"],
+            "methods": {k: v.to_json() for k, v in scores.items()}, "best_cheap_method": best,
+            "spearman_best_cheap": round(cheap[best].spearman, 3) if best else None,
+            "time_fraction_best_cheap": round(cheap[best].time_fraction, 4) if best else None}
+
+
 def end_to_end(model) -> dict:
     """``otoscope patch`` in a fresh process against the per-cell loop in this already-loaded model."""
     e = E2E
@@ -198,7 +241,7 @@ def end_to_end(model) -> dict:
     session = open_session(model, str(e["clean"]), str(e["corrupt"]), text=e["text"], answer=e["answer"],
                            wrong=e["wrong"], align=e["align"])
     names = session.hook_names(HOOKS)
-    cells = session.cells(PatchConfig(hooks=HOOKS, window=e["window"]), names)
+    cells = session.cells(SweepConfig(hooks=HOOKS, window=e["window"]), names)
     cache = clean_cache(model, session, names)
     naive_run(model, session.pair.corrupt, session.metric, session.pair.corrupt_context)
     values = naive(model, session, cells, cache)
@@ -223,6 +266,10 @@ def main():
         return
     pair = load_pair(PAIR)
     print(f"pair: {pair.description}, {pair.clean.seconds:.2f} s; text {pair.text!r}; {pair.answer!r} vs {pair.wrong!r}")
+    if ONLY == "methods":
+        print(json.dumps({"model": model.name, "pair": PAIR.name, "hooks": HOOKS, "threads": torch.get_num_threads(),
+                          "load_average": list(__import__("os").getloadavg()), **methods(model, pair)}))
+        return
 
     naive_s, engine_s, slow, fast, session, cells, cache = exact_comparison(model, pair)
     clean, corrupt = session.clean_value, session.corrupt_value
@@ -233,9 +280,9 @@ def main():
     # attribution: window-1 sweep, session set-up included
     t = time.perf_counter()
     fresh = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
-    attr1 = sweep(fresh, PatchConfig(hooks=HOOKS, window=1, method="attribution", answer=pair.answer, wrong=pair.wrong))
+    attr1 = sweep(fresh, SweepConfig(hooks=HOOKS, window=1, method="attribution"))
     attribution_s = time.perf_counter() - t
-    cells1 = fresh.cells(PatchConfig(hooks=HOOKS, window=1), fresh.hook_names(HOOKS))
+    cells1 = fresh.cells(SweepConfig(hooks=HOOKS, window=1), fresh.hook_names(HOOKS))
     sample = random.sample(cells1, SAMPLE)
     t = time.perf_counter()
     naive(model, session, sample, cache)
@@ -248,21 +295,21 @@ def main():
     # agreement on the 10-frame sweep
     exact10 = PatchResult(model.name, "denoising", "exact", session.metric.name, clean, corrupt,
                           cell_results(model, cells, fast, clean, corrupt))
-    attr10 = sweep(fresh, PatchConfig(hooks=HOOKS, window=10, method="attribution", answer=pair.answer, wrong=pair.wrong))
+    attr10 = sweep(fresh, SweepConfig(hooks=HOOKS, window=10, method="attribution"))
     agree = agreement(exact10, attr10)
     print_agreement("attribution", agree)
 
     # integrated gradients: the same two sweeps, timed the same way (fresh session, set-up included)
-    ig = dict(hooks=HOOKS, method="attribution-ig", answer=pair.answer, wrong=pair.wrong)
+    ig = dict(hooks=HOOKS, method="attribution-ig")
     t = time.perf_counter()
     fresh_ig = open_session(model, pair.clean, pair.corrupt, text=pair.text, answer=pair.answer, wrong=pair.wrong)
-    ig1 = sweep(fresh_ig, PatchConfig(window=1, **ig))
+    ig1 = sweep(fresh_ig, SweepConfig(window=1, **ig))
     ig_s = time.perf_counter() - t
     assert len(ig1.cells) == len(cells1)
-    ig_steps = PatchConfig(**ig).ig_steps
+    ig_steps = SweepConfig(**ig).ig_steps
     print(f"attribution-ig ({ig_steps} steps), {len(cells1)} cells (1-frame windows): {ig_s:.2f} s → "
           f"{loop_s / ig_s:.0f}× the per-cell loop")
-    ig10 = sweep(fresh_ig, PatchConfig(window=10, **ig))
+    ig10 = sweep(fresh_ig, SweepConfig(window=10, **ig))
     agree_ig = agreement(exact10, ig10)
     print_agreement("attribution-ig", agree_ig)
 
@@ -284,7 +331,7 @@ def main():
               "spearman_attribution_ig_per_layer": {k.split(".")[2]: round(v, 3) for k, v in agree_ig.per_layer.items()},
               "pearson_attribution_ig": round(agree_ig.pearson, 3),
               "max_abs_error_attribution_ig": round(agree_ig.max_abs_error, 3),
-              "attribution_diagnosis": diagnosis, **end_to_end(model)}
+              "attribution_diagnosis": diagnosis, **methods(model, pair), **end_to_end(model)}
     if torch.cuda.is_available():
         gpu = otoscope.load("whisper-tiny.en", device="cuda")
         naive_g, engine_g, slow_g, fast_g, *_ = exact_comparison(gpu, pair, batch_size=32)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the committed clips, tiny random models of every architecture, the bundled tiny.en."""
+"""Shared fixtures: the committed clips and London/Paris pair, tiny random models of every architecture, the bundled tiny.en."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OTOSCOPE_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audio"
+PAIRS = Path(__file__).parent / "fixtures" / "pairs"
 TINY = ["tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable", "tiny-random-hubert",
         "tiny-random-wavlm"]
 
@@ -30,6 +31,14 @@ def manifest() -> list[dict]:
 def speech(manifest) -> list[dict]:
     """The clean speech clips."""
     return [r for r in manifest if r["kind"] == "speech"]
+
+
+@pytest.fixture(scope="session")
+def london_pair():
+    """The committed word-swap pair: "... I live in London." vs "... Paris." (whisper-tiny.en gets both right)."""
+    from otoscope.stimuli.pairs import load_pair
+
+    return load_pair(PAIRS / "london_paris")
 
 
 @pytest.fixture(scope="session")

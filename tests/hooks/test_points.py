@@ -22,7 +22,7 @@ def _axis_sizes(model, inputs, logits):
     sizes = {"batch": len(inputs.clips), "frames": inputs.frame_mask.shape[1], "d_model": d_model, "heads": heads,
              "d_head": d_model // heads, "vocab": logits.shape[-1]}
     sizes["d_mlp"] = getattr(cfg, "encoder_ffn_dim", None) or cfg.intermediate_size
-    if model.is_whisper:
+    if model.has_decoder:
         sizes["tokens"] = inputs.decoder_input_ids.shape[1]
     else:
         sizes["d_conv"] = cfg.conv_dim[-1]
@@ -30,7 +30,7 @@ def _axis_sizes(model, inputs, logits):
 
 
 def test_every_hook_fires_with_documented_shape(tiny_model):
-    inputs = tiny_model.prepare(_clips(), text=" ab" if tiny_model.is_whisper else None)
+    inputs = tiny_model.prepare(_clips(), text=" ab" if tiny_model.has_decoder else None)
     names = tiny_model.hook_names()
     logits, cache = tiny_model.run_with_cache(inputs, names_filter=names)
     sizes = _axis_sizes(tiny_model, inputs, logits)
@@ -51,7 +51,7 @@ def test_pattern_hooks_only_on_request(tiny_whisper):
 
 
 def test_identity_hooks_leave_logits_bit_identical(tiny_model):
-    inputs = tiny_model.prepare(_clips(), text=" ab" if tiny_model.is_whisper else None)
+    inputs = tiny_model.prepare(_clips(), text=" ab" if tiny_model.has_decoder else None)
     with torch.no_grad():
         clean = tiny_model.forward_inputs(inputs)
         non_pattern = [n for n, p in tiny_model.points.items() if p.site is not Site.PATTERN]
@@ -71,7 +71,7 @@ def test_identity_hooks_leave_logits_bit_identical(tiny_model):
 
 
 def test_zero_ablating_a_block_changes_logits(tiny_model):
-    inputs = tiny_model.prepare(_clips(), text=" ab" if tiny_model.is_whisper else None)
+    inputs = tiny_model.prepare(_clips(), text=" ab" if tiny_model.has_decoder else None)
     clean = tiny_model.run_with_hooks(inputs)
     zero = lambda t, hook: torch.zeros_like(t)  # noqa: E731
     ablated = tiny_model.run_with_hooks(inputs, fwd_hooks=[("encoder.blocks.0.hook_attn_out", zero),

@@ -1,4 +1,4 @@
-"""Fixtures for the patching tests: committed clips, the committed London/Paris minimal pair, sessions."""
+"""Fixtures for the patching tests: committed clips, sessions (the London/Paris pair is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 AUDIO = Path(__file__).parents[1] / "fixtures" / "audio"
-PAIRS = Path(__file__).parents[1] / "fixtures" / "pairs"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,14 +31,6 @@ def door() -> str:
 def park() -> str:
     """A 2.01 s speech clip in another voice."""
     return str(AUDIO / "speech_park.flac")
-
-
-@pytest.fixture(scope="session")
-def london_pair():
-    """The committed word-swap pair: "... I live in London." vs "... Paris." (whisper-tiny.en gets both right)."""
-    from otoscope.patching.pairs import load_pair
-
-    return load_pair(PAIRS / "london_paris")
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ def test_attribution_is_exact_at_the_logits(tiny_whisper, door, park):
 
 def test_attribution_tracks_exact_for_small_differences(tiny_whisper, door):
     """A corrupt clip 60 dB below the clean one in noise: the first-order estimate is close to exact."""
-    from otoscope.patching.pairs import add_noise
+    from otoscope.stimuli.degrade import add_noise
 
     clip = tiny_whisper.clips(door)[0]
     pair = add_noise(clip, 60.0, seed=1)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from otoscope.cli.main import main
-from otoscope.patching.speech import espeak_available
+from otoscope.stimuli.espeak import espeak_available
 
 
 def run(argv, capsys):

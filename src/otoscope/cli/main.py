@@ -176,15 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     from otoscope.cli import align as align_cli
     from otoscope.cli import compare as compare_cli
+    from otoscope.cli import bench as bench_cli
     from otoscope.cli import patch as patch_cli
     from otoscope.cli import sae as sae_cli
     from otoscope.cli import steer as steer_cli
+    from otoscope.cli import study as study_cli
 
     patch_cli.register(sub)
     sae_cli.register(sub)
     steer_cli.register(sub)
     align_cli.register(sub)
     compare_cli.register(sub)
+    study_cli.register(sub)
+    bench_cli.register(sub)
 
     p = sub.add_parser("demo", help="run the demo on the bundled model and a committed clip")
     p.add_argument("--out", default="out/demo")

@@ -1,4 +1,4 @@
-"""``otoscope patch`` and ``otoscope pairs``: parse, call :mod:`otoscope.patching`, print.
+"""``otoscope patch`` and ``otoscope pairs``: parse, call :mod:`otoscope.patching` / :mod:`otoscope.stimuli`, print.
 
 Wired into the ``otoscope`` command by :func:`register`.
 """
@@ -24,13 +24,14 @@ def _window(text: str):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0 or 'all', got {text!r}") from None
 
 
-def _neurons(text: str | None):
-    if text is None:
-        return None
+def _neurons(text: str):
+    """``--neurons``: comma-separated indices."""
+    import argparse
+
     try:
         return [int(n) for n in text.split(",") if n.strip()]
     except ValueError:
-        raise OtoscopeError(f"--neurons takes comma-separated indices (e.g. 0,5,17), got {text!r}.") from None
+        raise argparse.ArgumentTypeError(f"--neurons takes comma-separated indices (e.g. 0,5,17), got {text!r}") from None
 
 
 def _pair_of(clean_value, corrupt_value):
@@ -42,10 +43,11 @@ def _pair_of(clean_value, corrupt_value):
 def cmd_patch(args) -> None:
     """``otoscope patch``: one sweep → DIR/patch.json, patch_meta.json, heatmap.png."""
     from otoscope._io import check_output_dir
+    from otoscope.cli.from_config import config_from_args
     from otoscope.models.loader import load
-    from otoscope.patching import PatchConfig, agreement, open_session, sweep
+    from otoscope.patching import PairConfig, SweepConfig, agreement, open_session, sweep
     from otoscope.patching.grounding import grounding_coefficient
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
     from otoscope.patching.plots import prefetch as prefetch_plotting
     from otoscope.patching.result import PATCH_FILES
 
@@ -59,26 +61,21 @@ def cmd_patch(args) -> None:
         words, pair_text, pair_answer, pair_wrong = pair.clean_words, pair.text, pair.answer, pair.wrong
     if clean is None or corrupt is None:
         raise OtoscopeError("pass --clean and --corrupt audio files, or --pair DIR/pair.json from 'otoscope pairs'.")
-    answer = args.answer if args.answer is not None else pair_answer
-    wrong = args.wrong if args.wrong is not None else pair_wrong
-    config = PatchConfig(hooks=args.hooks, window=args.window, stride=args.stride,
-                         window_unit="seconds" if args.seconds else "frames",
-                         token_window=None if args.all_tokens else args.token_window, heads=args.heads,
-                         neurons=_neurons(args.neurons), direction=args.direction, method=args.method,
-                         ig_steps=args.ig_steps,
-                         metric=args.metric, answer=answer, wrong=wrong, multi_token=args.multi_token,
-                         batch_size=args.batch_size, align=args.align)
+    pair_config = config_from_args(PairConfig, args, answer=args.answer if args.answer is not None else pair_answer,
+                                   wrong=args.wrong if args.wrong is not None else pair_wrong)
+    config = config_from_args(SweepConfig, args, window_unit="seconds" if args.seconds else "frames",
+                              token_window=None if args.all_tokens else args.token_window)
     model = load(args.model, device=args.device)
     text = _pair_of(args.text if args.text is not None else pair_text, args.corrupt_text)
     prompt = _pair_of(args.prompt, args.corrupt_prompt)
-    session = open_session(model, clean, corrupt, config, text=text, prompt=prompt, progress=True)
+    session = open_session(model, clean, corrupt, pair_config, text=text, prompt=prompt, progress=True)
     prefetch_plotting()  # the heatmap's matplotlib import overlaps the sweep
     result = sweep(session, config, words)
     if args.compare:
-        other = sweep(session, config, words, method="attribution" if args.method == "exact" else "exact")
-        exact, estimate = (result, other) if args.method == "exact" else (other, result)
+        other = sweep(session, config, words, method="attribution" if config.method == "exact" else "exact")
+        exact, estimate = (result, other) if config.method == "exact" else (other, result)
         result.context["agreement"] = agreement(exact, estimate).to_json()
-    gc = grounding_coefficient(session, args.direction) if args.grounding else None
+    gc = grounding_coefficient(session, config.direction) if args.grounding else None
     paths = result.save(args.out, extra={"grounding.json": json.dumps(gc.to_json(), indent=1)} if gc else None)
     if gc is not None:
         for layer in gc.layers:
@@ -91,11 +88,7 @@ def cmd_patch(args) -> None:
     if "agreement" in result.context:
         a = result.context["agreement"]
         print(f"{estimate.method} vs exact: spearman {a['spearman']}, max |error| {a['max_abs_error']} (normalised)")
-    def effect(c):
-        share = c.normalized if result.direction == "denoising" else 1 - c.normalized
-        return abs(share) if share == share else 0.0  # NaN sorts last
-
-    for c in sorted(result.cells, key=effect, reverse=True)[:5]:
+    for c in result.strongest(5):
         where = f"{c.seconds[0]:.2f}–{c.seconds[1]:.2f} s" if c.seconds else (f"tokens {c.tokens[0]}–{c.tokens[1]}" if c.tokens else "")
         extra = (f" head {c.head}" if c.head is not None else "") + (f" neuron {c.neuron}" if c.neuron is not None else "")
         print(f"  {c.hook}{extra} {where}: {c.value:.4f} (normalised {c.normalized:.3f})")
@@ -106,10 +99,12 @@ def cmd_pairs(args) -> None:
     """``otoscope pairs KIND``: synthesise or derive a minimal pair → DIR/clean.flac, corrupt.flac, pair.json."""
     from otoscope._io import check_output_dir
     from otoscope.audio.io import read_file
-    from otoscope.patching import pairs as mp
-    from otoscope.patching.speech import synthesize
+    from otoscope.stimuli.degrade import add_noise, replace_span
+    from otoscope.stimuli.pairs import PAIR_FILES
+    from otoscope.stimuli.speech import synthesize
+    from otoscope.stimuli.swaps import voice_swap, word_swap
 
-    check_output_dir(args.out, mp.PAIR_FILES)
+    check_output_dir(args.out, PAIR_FILES)
 
     def source():
         if getattr(args, "clean", None) is not None:
@@ -124,13 +119,13 @@ def cmd_pairs(args) -> None:
         if not args.swap or "=" not in args.swap:
             raise OtoscopeError("--swap takes OLD=NEW, e.g. --swap London=Paris.")
         old, new = args.swap.split("=", 1)
-        pair = mp.word_swap(args.text, old.strip(), new.strip(), voice=args.voice, speed=args.speed, align=args.align)
+        pair = word_swap(args.text, old.strip(), new.strip(), voice=args.voice, speed=args.speed, align=args.align)
     elif args.kind == "voice":
-        pair = mp.voice_swap(args.text, args.voice, args.other_voice, speed=args.speed, align=args.align)
+        pair = voice_swap(args.text, args.voice, args.other_voice, speed=args.speed, align=args.align)
     elif args.kind == "noise":
-        pair = mp.add_noise(source(), args.snr, noise=args.noise, seed=args.seed)
+        pair = add_noise(source(), args.snr, noise=args.noise, seed=args.seed)
     else:
-        pair = mp.replace_span(source(), args.start, args.end, word=args.word, fill=args.fill, snr_db=args.snr,
+        pair = replace_span(source(), args.start, args.end, word=args.word, fill=args.fill, snr_db=args.snr,
                                seed=args.seed)
     paths = pair.save(args.out)
     print(f"{pair.factor} pair: {pair.description}; {pair.clean.seconds:.3f} s; alignment: {pair.alignment}")
@@ -146,8 +141,9 @@ def cmd_pairs(args) -> None:
 
 def register(subparsers) -> None:
     """Add the ``patch`` and ``pairs`` subcommands to the ``otoscope`` parser's subparsers."""
+    from otoscope.cli.from_config import add_config_flags
     from otoscope.models.registry import DEFAULT_MODEL
-    from otoscope.patching.config import BUILTIN_METRICS
+    from otoscope.patching.config import BUILTIN_METRICS, PairConfig, SweepConfig
 
     p = subparsers.add_parser("patch", help="activation patching of a clean/corrupt pair → patch.json + heatmap")
     p.add_argument("--clean", default=None, help="clean audio file")
@@ -157,29 +153,19 @@ def register(subparsers) -> None:
     p.add_argument("--corrupt-text", default=None, help="a different text for the corrupt run (text-context pair)")
     p.add_argument("--prompt", default=None, help="Whisper previous-text prompt")
     p.add_argument("--corrupt-prompt", default=None, help="a different prompt for the corrupt run (text-context pair)")
-    p.add_argument("--answer", default=None, help="the clean next token, e.g. ' London'")
-    p.add_argument("--wrong", default=None, help="the corrupt next token, e.g. ' Paris' (logit_diff)")
-    p.add_argument("--metric", default="logit_diff", choices=BUILTIN_METRICS)
-    p.add_argument("--multi-token", action="store_true", help="allow answers of several tokens (summed log-probs)")
-    p.add_argument("--hooks", default="encoder.blocks.*.hook_resid_post", help="hook name or glob")
-    p.add_argument("--window", default=10.0, type=_window, help="frames per cell (seconds with --seconds), or 'all'")
-    p.add_argument("--stride", type=positive_float, default=None, help="step between windows (default: the window)")
-    p.add_argument("--seconds", action="store_true", help="--window and --stride are in seconds")
-    p.add_argument("--token-window", type=positive_int, default=1, help="decoder positions per cell for decoder hooks")
-    p.add_argument("--all-tokens", action="store_true", help="one cell over all decoder positions")
-    p.add_argument("--heads", action="store_true", help="one cell per attention head (hook_z, hook_q, ...)")
-    p.add_argument("--neurons", default=None, help="comma-separated neuron indices (mlp hooks)")
-    p.add_argument("--direction", default="denoising", choices=("denoising", "noising"))
-    p.add_argument("--method", default="exact", choices=("exact", "attribution", "attribution-ig"),
-                   help="exact, or an estimate from gradients: attribution (one backward pass) or attribution-ig "
-                        "(integrated gradients: --ig-steps backward passes on interpolated inputs)")
-    p.add_argument("--ig-steps", type=positive_int, default=5, help="attribution-ig: points on the path from one input to the other")
-    p.add_argument("--compare", action="store_true", help="also run the other method and report their agreement")
+    # the pair's and the sweep's options: flags, defaults and help from the config dataclasses' fields
+    add_config_flags(p, PairConfig, choices={"metric": BUILTIN_METRICS})
+    add_config_flags(p, SweepConfig, skip=("window_unit",), defaults={"batch_size": 8},
+                     types={"window": _window, "stride": positive_float, "token_window": positive_int,
+                            "neurons": _neurons, "ig_steps": positive_int, "top_k": positive_int, "seed": nonneg_int,
+                            "batch_size": positive_int})
+    p.add_argument("--seconds", action="store_true", help="--window and --stride are in seconds (window_unit)")
+    p.add_argument("--all-tokens", action="store_true", help="one cell over all decoder positions (token_window None)")
+    p.add_argument("--compare", action="store_true", help="also run exact patching (or attribution, when --method is "
+                   "exact) and report their agreement")
     p.add_argument("--grounding", action="store_true", help="also write the grounding coefficient per decoder layer")
-    p.add_argument("--align", default="pad", choices=("pad", "trim", "error"), help="clips of unequal length")
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name, HF id or folder (default {DEFAULT_MODEL})")
     p.add_argument("--device", default=None, type=device, help="cpu, cuda, ... (default cpu)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="cells per forward pass")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=cmd_patch)
 

@@ -87,7 +87,7 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
 def pair_shift(model_a: "HookedAudioModel", model_b: "HookedAudioModel", folder: Path, config: CompareConfig) -> PairShift | str:
     """Patch one pair on both models → :class:`PairShift`, or a note saying why the pair was skipped."""
     from otoscope.patching import patch
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
 
     pair = load_pair(folder)
     if not pair.answer:

@@ -78,8 +78,12 @@ def group_similarity(items: Sequence[LayerActivations], labels: Sequence[str] | 
     return GroupSimilarity(pd.DataFrame(rows), n_permutations, [str(x) for x in labels])
 
 
-def same_input_control(model, audio: Sequence, snr_db: float = 40.0, seed: int = 0) -> pd.DataFrame:
-    """Ceiling for similarities: each clip against itself with white noise at ``snr_db``; per layer mean cosine."""
+def same_input_control(model, audio: Sequence, snr_db: float = 40.0, seed: int = 0,
+                       hooks: list[str] | None = None, clean: Sequence[LayerActivations] | None = None) -> pd.DataFrame:
+    """Ceiling for similarities: each clip against itself with white noise at ``snr_db``; per layer mean cosine.
+
+    ``hooks``: the hooks to compare (default: the encoder's residual stream, see :func:`layer_hooks`);
+    ``clean``: the clips' activations at those hooks when already collected (saves one pass)."""
     clips = model.clips(list(audio))
     rng = np.random.default_rng(seed)
     noisy = []
@@ -87,8 +91,8 @@ def same_input_control(model, audio: Sequence, snr_db: float = 40.0, seed: int =
         power = float(np.mean(clip.samples ** 2)) or 1e-8
         noise = rng.standard_normal(len(clip.samples)).astype(np.float32) * np.sqrt(power / 10 ** (snr_db / 10))
         noisy.append(clip.samples + noise)
-    clean_items = list(iter_layers(model, clips))
-    noisy_items = list(iter_layers(model, noisy))
+    clean_items = list(clean) if clean is not None else list(iter_layers(model, clips, hooks=hooks))
+    noisy_items = list(iter_layers(model, noisy, hooks=hooks))
     rows = []
     for layer, hook in enumerate(clean_items[0].layers):
         sims = [torch.nn.functional.cosine_similarity(a.pooled()[layer], b.pooled()[layer], dim=0).item()

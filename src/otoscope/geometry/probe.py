@@ -58,6 +58,52 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1
     return model
 
 
+@dataclass
+class FoldProbe:
+    """A probe fitted on one fold's training part, with that part's standardisation."""
+
+    test: np.ndarray
+    """Indices it predicts."""
+    mean: torch.Tensor
+    """``[d]`` training mean."""
+    std: torch.Tensor
+    """``[d]`` training standard deviation (at least 1e-6)."""
+    linear: torch.nn.Linear
+    """The logistic-regression weights."""
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class indices ``[len(test)]`` for the rows ``x[test]`` of ``x [n, d]``."""
+        return self.linear((x[self.test].double() - self.mean) / self.std).argmax(-1)
+
+
+def fit_folds(x: torch.Tensor, y: torch.Tensor, n_classes: int, test_sets: Sequence[np.ndarray],
+              l2: float = 1e-2) -> list[FoldProbe]:
+    """One :class:`FoldProbe` per test set, each trained on the other rows of ``x [n, d]``, ``y [n]``."""
+    x = x.double()
+    probes = []
+    for test in test_sets:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-6)
+        probes.append(FoldProbe(test, mean, std, fit_logistic((x[train] - mean) / std, y[train], n_classes, l2)))
+    return probes
+
+
+def predict_folds(probes: Sequence[FoldProbe], x: torch.Tensor) -> torch.Tensor:
+    """Held-out predictions ``[n]``: each row of ``x [n, d]`` by the probe that did not train on it (-1: no fold)."""
+    pred = torch.full((x.shape[0],), -1, dtype=torch.long)
+    for probe in probes:
+        pred[probe.test] = probe.predict(x)
+    return pred
+
+
+def cross_val_predict(x: torch.Tensor, y: torch.Tensor, n_classes: int, test_sets: Sequence[np.ndarray],
+                      l2: float = 1e-2) -> torch.Tensor:
+    """Held-out predictions ``[n]`` for features ``x [n, d]`` and labels ``y [n]``: each test set is predicted by a
+    probe trained on the rest, standardised with the training part's own statistics."""
+    return predict_folds(fit_folds(x, y, n_classes, test_sets, l2), x)
+
+
 def probe_layers(items: Sequence[LayerActivations], labels: Sequence[str] | None = None, n_folds: int = 5,
                  l2: float = 1e-2, seed: int = 0) -> ProbeResult:
     """Cross-validated linear-probe accuracy for the label at every layer (mean-pooled over real frames)."""
@@ -75,15 +121,8 @@ def probe_layers(items: Sequence[LayerActivations], labels: Sequence[str] | None
     chance = float(np.bincount(y_all).max() / len(y_all))
     rows = []
     for layer in range(pooled.shape[1]):
-        accs = []
-        for test in test_sets:
-            train = np.setdiff1d(np.arange(len(y_all)), test)
-            x_train, x_test = pooled[train, layer], pooled[test, layer]
-            mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
-            clf = fit_logistic((x_train - mean) / std, y[train], len(classes), l2)
-            with torch.no_grad():
-                pred = clf((x_test - mean) / std).argmax(-1)
-            accs.append(float((pred == y[test]).double().mean()))
+        pred = cross_val_predict(pooled[:, layer], y, len(classes), test_sets, l2)
+        accs = [float((pred[test] == y[test]).double().mean()) for test in test_sets]
         rows.append({"layer": layer, "hook": items[0].layers[layer], "accuracy": float(np.mean(accs)),
                      "std": float(np.std(accs)), "chance": chance})
     return ProbeResult(pd.DataFrame(rows), folds, [str(c) for c in classes])

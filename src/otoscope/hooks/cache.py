@@ -27,6 +27,9 @@ class ActivationCache:
     """``[batch, tokens]`` bool for decoder hooks: True for real tokens (False: batch padding)."""
     clip_names: list[str] = field(default_factory=list)
     """Where each clip in the batch came from."""
+    text_mask: torch.Tensor | None = None
+    """``[batch, tokens]`` bool for text-encoder hooks (``text_encoder.*``: MusicGen's prompt): True for real
+    tokens (False: batch padding); None when the model has no text encoder."""
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:
@@ -62,6 +65,8 @@ class ActivationCache:
         Only for frame-indexed encoder hooks (and cross-attention k/v); decoder hooks drop batch padding.
         """
         tensor = self[name][clip]
+        if name.startswith("text_encoder."):
+            return tensor if self.text_mask is None else tensor[: int(self.text_mask[clip].sum())]
         if name.startswith("encoder.") or ".cross_attn.hook_k" in name or ".cross_attn.hook_v" in name:
             if name.endswith("hook_pattern"):
                 n = self.n_frames(clip)
@@ -94,4 +99,5 @@ class ActivationCache:
         """A copy with every tensor on ``device``."""
         return ActivationCache({k: v.to(device) for k, v in self.activations.items()}, self.frame_mask.to(device),
                                self.geometry, None if self.token_mask is None else self.token_mask.to(device),
-                               list(self.clip_names))
+                               list(self.clip_names),
+                               text_mask=None if self.text_mask is None else self.text_mask.to(device))

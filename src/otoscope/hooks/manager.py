@@ -23,8 +23,9 @@ HookFn = Callable[[torch.Tensor, HookPoint], "torch.Tensor | None"]
 
 
 def _first(value):
-    """The tensor in a module's output or input: a tensor, or the first element of a tuple."""
-    return value[0] if isinstance(value, (tuple, list)) else value
+    """The tensor in a module's output or input: a tensor, the first element of a tuple, or the first field of a
+    transformers ``ModelOutput`` (a whole model's output, e.g. MusicGen's decoder and its logits)."""
+    return value[0] if isinstance(value, (tuple, list)) or hasattr(value, "to_tuple") else value
 
 
 def _with_first(value, tensor):
@@ -33,6 +34,9 @@ def _with_first(value, tensor):
         return (tensor, *value[1:])
     if isinstance(value, list):
         return [tensor, *value[1:]]
+    if hasattr(value, "to_tuple"):  # a ModelOutput: its first set field
+        value[next(iter(value.keys()))] = tensor
+        return value
     return tensor
 
 

@@ -6,20 +6,22 @@ Nothing is re-implemented: the Hugging Face modules run as they are, and hooks a
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from otoscope.audio.frames import FrameGeometry, cnn_geometry, whisper_geometry
+from otoscope.audio.frames import FrameGeometry
 from otoscope.audio.io import AudioLike, Clip, to_clips
 from otoscope.errors import OtoscopeError
 from otoscope.hooks.cache import ActivationCache
 from otoscope.hooks.manager import HookFn, installed
-from otoscope.hooks.points import HookPoint, build_hook_points
+from otoscope.hooks.points import HookPoint
 from otoscope.hooks.select import NamesFilter, check_name, select
-from otoscope.models.inputs import ModelInputs, pad_tokens, waveform_features, whisper_features
+from otoscope.models.adapters import Adapter, adapter_for
+from otoscope.models.inputs import ModelInputs
 
 TextLike = "str | Sequence[str] | None"
 
@@ -44,20 +46,30 @@ class HookedAudioModel(nn.Module):
     def __init__(self, hf_model: nn.Module, feature_extractor, tokenizer=None, name: str = "model", source: str = "?"):
         super().__init__()
         self.model = hf_model.eval()
-        self.feature_extractor = feature_extractor
-        self.tokenizer = tokenizer
         self.name = name
         self.source = source
-        self._special: dict[str, int] | None = None
-        self.points: dict[str, HookPoint] = build_hook_points(hf_model)
-        config = hf_model.config
-        self.is_whisper = config.model_type == "whisper"
-        if self.is_whisper:
-            self.geometry: FrameGeometry = whisper_geometry(config.max_source_positions)
-        else:
-            self.geometry = cnn_geometry(config.conv_kernel, config.conv_stride, feature_extractor.sampling_rate)
+        self.adapter: Adapter = adapter_for(hf_model, feature_extractor, tokenizer)
+        """Everything family-specific: hook table, inputs, geometry, readouts, capabilities."""
+        self.adapter.name = name
+        self.points: dict[str, HookPoint] = {p.name: p for p in self.adapter.hook_points()}
+        self.geometry: FrameGeometry = self.adapter.geometry
 
     # ----------------------------------------------------------------- properties
+    @property
+    def tokenizer(self):
+        """The text tokenizer (None for models without one); the adapter holds it."""
+        return self.adapter.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        self.adapter.tokenizer = value
+        self.adapter._special = None  # the special-token ids came from the old tokenizer
+
+    @property
+    def feature_extractor(self):
+        """The HF feature extractor that turns waveforms into model inputs; the adapter holds it."""
+        return self.adapter.feature_extractor
+
     @property
     def config(self):
         """The transformers config."""
@@ -74,9 +86,19 @@ class HookedAudioModel(nn.Module):
         return next(self.model.parameters()).dtype
 
     @property
+    def family(self) -> str:
+        """The adapter's family name (``whisper``, ``ctc``…)."""
+        return self.adapter.family
+
+    @property
+    def is_whisper(self) -> bool:
+        """Deprecated: ask :attr:`adapter` for the capability instead (``has_decoder``, ``lens_kinds``…)."""
+        return self.family == "whisper"
+
+    @property
     def has_decoder(self) -> bool:
-        """True for encoder-decoder models (Whisper)."""
-        return self.is_whisper
+        """True when a token stream reads the audio (Whisper's decoder)."""
+        return self.adapter.has_decoder
 
     @property
     def n_layers(self) -> int:
@@ -91,40 +113,25 @@ class HookedAudioModel(nn.Module):
     @property
     def english_only(self) -> bool:
         """True for Whisper ``.en`` checkpoints (no language or task tokens in the prompt)."""
-        gen = getattr(self.model, "generation_config", None)
-        multilingual = getattr(gen, "is_multilingual", None)
-        if multilingual is None:
-            multilingual = self.config.vocab_size >= 51865
-        return not multilingual
+        return getattr(self.adapter, "english_only", False)
 
     # ----------------------------------------------------------------- tokens
     def token_id(self, token: str) -> int:
         """Id of a special token such as ``<|endoftext|>``."""
-        if self.tokenizer is None:
-            raise OtoscopeError(f"{self.name} has no tokenizer.")
-        if self._special is None:
-            self._special = dict(self.tokenizer.get_added_vocab())
-        if token not in self._special:
-            raise OtoscopeError(f"{self.name}'s tokenizer has no token {token}.")
-        return int(self._special[token])
+        return self.adapter.token_id(token)
 
     @property
     def eot(self) -> int:
-        """Whisper's end-of-text token id."""
-        return self.token_id("<|endoftext|>")
+        """The end-of-text token id (Whisper's ``<|endoftext|>``)."""
+        return self.adapter.eot
 
     def task_prefix(self, language: str | None = "en", task: str = "transcribe") -> list[int]:
-        """Whisper's decoder prefix: ``<|startoftranscript|>[<|lang|><|task|>]<|notimestamps|>``."""
-        ids = [self.token_id("<|startoftranscript|>")]
-        if not self.english_only:
-            ids += [self.token_id(f"<|{language or 'en'}|>"), self.token_id(f"<|{task}|>")]
-        return ids + [self.token_id("<|notimestamps|>")]
+        """The decoder prefix (Whisper: ``<|startoftranscript|>[<|lang|><|task|>]<|notimestamps|>``; ``[]`` without a decoder)."""
+        return self.adapter.task_prefix(language, task)
 
     def to_tokens(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens). Whisper transcripts start with a space: ``" The cat"``."""
-        if self.tokenizer is None:
-            raise OtoscopeError(f"{self.name} has no tokenizer; pass token ids instead of text.")
-        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+        return self.adapter.to_tokens(text)
 
     def to_string(self, tokens) -> str:
         """Decode token ids to text, dropping special tokens."""
@@ -137,73 +144,34 @@ class HookedAudioModel(nn.Module):
         """Load and validate audio (paths, arrays at ``sample_rate``, tensors) at the model's rate."""
         return to_clips(audio, self.geometry.sample_rate, sample_rate)
 
-    def prepare(self, audio, text=None, *, tokens=None, prompt=None, language: str | None = "en",
-                sample_rate: int | None = None) -> ModelInputs:
+    def prepare(self, audio=None, text=None, *, tokens=None, prompt=None, language: str | None = "en",
+                sample_rate: int | None = None, **extra) -> ModelInputs:
         """Build model inputs for a batch of clips.
 
         For Whisper, ``text`` (a string, or one per clip) or ``tokens`` (ids, or one list per clip) is the
         teacher-forced transcript after the task prefix; ``prompt`` is Whisper's previous-text prompt,
-        placed before ``<|startoftranscript|>`` behind ``<|startofprev|>``.
+        placed before ``<|startoftranscript|>`` behind ``<|startofprev|>``. Encoder-only models take no text.
+        Text-to-audio models (MusicGen) take no audio: ``text`` is the prompt (or ``input_ids=``) and
+        ``audio_codes=`` the teacher-forced codes. ``extra``: the family's own inputs (``adapter.extra_inputs``).
         """
-        clips = audio if isinstance(audio, list) and audio and all(isinstance(c, Clip) for c in audio) \
-            else self.clips(audio, sample_rate)
-        if self.is_whisper:
-            features = whisper_features(self.feature_extractor, clips, self.geometry)
-            mask = self.geometry.frame_mask([len(c.samples) for c in clips], self.geometry.window_frames)
-            rows, prefix_len = self._decoder_rows(len(clips), text, tokens, prompt, language)
-            ids, token_mask = pad_tokens(rows, self.eot)
-            return ModelInputs(clips, features, mask, None, ids, token_mask, prefix_len)
-        if text is not None or tokens is not None or prompt is not None:
-            raise OtoscopeError(f"{self.name} is encoder-only: it takes no text, tokens or prompt.")
-        values, attention = waveform_features(self.feature_extractor, clips, self.geometry)
-        total = self.geometry.n_frames(values.shape[-1])
-        mask = self.geometry.frame_mask([len(c.samples) for c in clips], total)
-        return ModelInputs(clips, values, mask, attention)
-
-    def _decoder_rows(self, batch: int, text, tokens, prompt, language):
-        def per_clip(value, what):
-            if value is None or isinstance(value, str) or (isinstance(value, (list, tuple)) and value
-                                                           and isinstance(value[0], int)):
-                return [value] * batch
-            value = list(value.tolist() if isinstance(value, torch.Tensor) and value.ndim == 1 else value)
-            if len(value) != batch:
-                raise OtoscopeError(f"got {len(value)} {what} for {batch} clips; pass one per clip or a single one.")
-            return value
-        if text is not None and tokens is not None:
-            raise OtoscopeError("pass text or tokens, not both.")
-        if isinstance(tokens, torch.Tensor):
-            tokens = tokens.tolist()
-        texts = per_clip(text, "texts") if tokens is None else [None] * batch
-        toks = per_clip(tokens, "token lists") if tokens is not None else [None] * batch
-        prompts = per_clip(prompt, "prompts")
-        prefix = self.task_prefix(language)
-        rows, prefix_len = [], []
-        for t, k, p in zip(texts, toks, prompts):
-            head = ([self.token_id("<|startofprev|>")] + self.to_tokens(p) if p else []) + prefix
-            body = list(k) if k is not None else (self.to_tokens(t) if t else [])
-            rows.append(head + body)
-            prefix_len.append(len(head))
-        limit = self.config.max_target_positions
-        if max(len(r) for r in rows) > limit:
-            raise OtoscopeError(f"decoder input is {max(len(r) for r in rows)} tokens; Whisper takes at most {limit}. "
-                                "Shorten the text or prompt.")
-        return rows, prefix_len
+        unknown = [k for k in extra if k not in self.adapter.extra_inputs]
+        if unknown:
+            takes = ", ".join(self.adapter.extra_inputs) or "none"
+            raise OtoscopeError(f"{self.name} ({self.family}) takes no {', '.join(unknown)}; its extra inputs: {takes}.")
+        if audio is None and self.adapter.input_kind == "tokens":
+            clips = []
+        else:
+            clips = audio if isinstance(audio, list) and audio and all(isinstance(c, Clip) for c in audio) \
+                else self.clips(audio, sample_rate)
+        return self.adapter.prepare(clips, text, tokens=tokens, prompt=prompt, language=language, **extra)
 
     # ----------------------------------------------------------------- forward
     def forward_inputs(self, inputs: ModelInputs) -> torch.Tensor:
         """Run the model on prepared inputs → logits (Whisper: ``[batch, tokens, vocab]``; CTC:
         ``[batch, frames, vocab]``; bare encoders: last hidden state ``[batch, frames, d_model]``)."""
-        device, dtype = self.device, self.dtype
-        features = inputs.features.to(device, dtype)
-        if self.is_whisper:
-            out = self.model(input_features=features, decoder_input_ids=inputs.decoder_input_ids.to(device),
-                             use_cache=False)
-            return out.logits
-        mask = None if inputs.attention_mask is None else inputs.attention_mask.to(device)
-        out = self.model(input_values=features, attention_mask=mask)
-        return out.logits if hasattr(out, "logits") else out.last_hidden_state
+        return self.adapter.forward(inputs)
 
-    def forward(self, audio, text=None, **kwargs) -> torch.Tensor:
+    def forward(self, audio=None, text=None, **kwargs) -> torch.Tensor:
         """Logits for ``audio`` (and teacher-forced ``text`` for Whisper); see :meth:`prepare` for kwargs."""
         inputs = audio if isinstance(audio, ModelInputs) else self.prepare(audio, text, **kwargs)
         return self.forward_inputs(inputs)
@@ -217,13 +185,10 @@ class HookedAudioModel(nn.Module):
         """Every hook point with its documented shape, an example shape measured on a 1 s clip, and its meaning."""
         example: dict[str, tuple[int, ...]] = {}
         if measure:
-            import numpy as np
-
-            silence = np.zeros(self.geometry.sample_rate, dtype=np.float32)
             grabbed = {}
             hooks = [(n, lambda t, h: grabbed.__setitem__(h.name, tuple(t.shape))) for n in self.points]
             with torch.no_grad(), self.hooks(hooks):
-                self(silence)
+                self(**self.adapter.example_inputs())
             example = grabbed
         return [HookInfo(n, p.shape, example.get(n), p.doc) for n, p in self.points.items()]
 
@@ -274,12 +239,12 @@ class HookedAudioModel(nn.Module):
 
         return splice(self, sae, hook, use_error_term=use_error_term)
 
-    def run_with_hooks(self, audio, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
+    def run_with_hooks(self, audio=None, text=None, fwd_hooks=(), *, grad: bool = False, **kwargs) -> torch.Tensor:
         """Forward with temporary hooks → logits. ``grad=True`` keeps the autograd graph."""
         with torch.set_grad_enabled(grad), self.hooks(fwd_hooks):
             return self(audio, text, **kwargs)
 
-    def run_with_cache(self, audio, text=None, names_filter: NamesFilter = None, *, device=None,
+    def run_with_cache(self, audio=None, text=None, names_filter: NamesFilter = None, *, device=None,
                        grad: bool = False, **kwargs) -> tuple[torch.Tensor, ActivationCache]:
         """Forward and cache activations → ``(logits, cache)``.
 
@@ -298,7 +263,7 @@ class HookedAudioModel(nn.Module):
             logits = self.forward_inputs(inputs)
         ordered = {n: store[n] for n in names if n in store}
         cache = ActivationCache(ordered, inputs.frame_mask, self.geometry, inputs.token_mask,
-                                [c.name for c in inputs.clips])
+                                [c.name for c in inputs.clips], text_mask=inputs.text_mask)
         return logits, cache
 
     # ----------------------------------------------------------------- transcription
@@ -325,6 +290,20 @@ class HookedAudioModel(nn.Module):
                              max_new_tokens=max_new_tokens, progress=progress, exact=exact, repetition=repetition,
                              no_speech_threshold=no_speech_threshold, logprob_threshold=logprob_threshold)
         return results[0] if single else results
+
+    def generate_audio(self, prompt=None, *, seconds: float = 5.0, seed: int = 0, input_ids=None,
+                       guidance_scale: float = 3.0, top_k: int = 250, temperature: float = 1.0):
+        """Sample ``seconds`` of audio for a text prompt with a fixed seed (text-to-audio models: MusicGen).
+
+        Returns a :class:`~otoscope.models.adapters.musicgen.GeneratedAudio` (``.samples``, ``.sample_rate``,
+        ``.codes`` ``[codebooks, frames]``). Hooks installed with :meth:`hooks` apply while it samples.
+        """
+        generate = getattr(self.adapter, "generate_audio", None)
+        if generate is None:
+            raise OtoscopeError(f"{self.name} ({self.family}) does not generate audio; generate_audio is for "
+                                "text-to-audio models such as musicgen-small.")
+        return generate(prompt, seconds=seconds, seed=seed, input_ids=input_ids, guidance_scale=guidance_scale,
+                        top_k=top_k, temperature=temperature)
 
     def word_timestamps(self, audio, *, text=None, batch_size: int = 8, language: str | None = None,
                         progress: bool = False, sample_rate: int | None = None):

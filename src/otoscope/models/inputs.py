@@ -29,6 +29,8 @@ class ModelInputs:
     """``[batch, tokens]`` True for real decoder tokens."""
     prefix_len: list[int] | None = None
     """Per clip, the number of tokens before the teacher-forced text (prompt + task prefix)."""
+    text_mask: torch.Tensor | None = None
+    """``[batch, tokens]`` True for real prompt tokens of a text encoder (MusicGen), else None."""
 
 
 def whisper_features(extractor, clips: list[Clip], geometry: FrameGeometry) -> torch.Tensor:

@@ -29,6 +29,7 @@ KNOWN_MODELS: dict[str, str] = {
     "wav2vec2-large-960h-lv60-self": "facebook/wav2vec2-large-960h-lv60-self",
     "wavlm-base": "microsoft/wavlm-base",
     "wavlm-base-plus": "microsoft/wavlm-base-plus",
+    **{f"musicgen-{size}": f"facebook/musicgen-{size}" for size in ("small", "medium", "large")},
 }
 
 
@@ -111,6 +112,8 @@ def _load_pretrained(location: str, local_only: bool):
     config = AutoConfig.from_pretrained(location, **kwargs)
     if config.model_type == "whisper":
         from transformers import WhisperForConditionalGeneration as cls
+    elif config.model_type == "musicgen":
+        from transformers import MusicgenForConditionalGeneration as cls
     elif any(a.endswith("ForCTC") for a in (config.architectures or [])):
         cls = AutoModelForCTC
     else:

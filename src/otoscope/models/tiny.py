@@ -9,7 +9,7 @@ noise instead of sense.
 from __future__ import annotations
 
 TINY_MODELS = ("tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable",
-               "tiny-random-hubert", "tiny-random-wavlm")
+               "tiny-random-hubert", "tiny-random-wavlm", "tiny-random-musicgen")
 
 _W2V_COMMON = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -58,6 +58,42 @@ def _w2v(kind: str):
     return cls(config), extractor, None
 
 
+def _musicgen():
+    """MusicGen with the released checkpoints' shape of things (32 kHz EnCodec at 50 frames/s, 4 codebooks, a T5
+    text encoder narrower than the decoder, so ``enc_to_dec_proj`` exists) at a few hundred thousand weights."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (EncodecConfig, EncodecFeatureExtractor, MusicgenConfig, MusicgenDecoderConfig,
+                              MusicgenForConditionalGeneration, PreTrainedTokenizerFast, T5Config)
+    from transformers.utils import logging
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    core = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(alphabet))}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="</s>", pad_token="<pad>")
+    text = T5Config(vocab_size=len(tokenizer), d_model=24, d_kv=8, d_ff=48, num_layers=2, num_heads=3,
+                    relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id, initializer_factor=3.0)
+    codec = EncodecConfig(target_bandwidths=[2.2], sampling_rate=32000, audio_channels=1, num_filters=4,
+                          num_residual_layers=1, upsampling_ratios=[8, 5, 4, 4], codebook_size=64, hidden_size=16,
+                          codebook_dim=16, num_lstm_layers=1, compress=2)
+    # codes 0..63, the pad/start token is 64 (the embeddings have vocab + 1 rows), as in the real checkpoints
+    decoder = MusicgenDecoderConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    ffn_dim=64, num_codebooks=4, max_position_embeddings=256, pad_token_id=64,
+                                    bos_token_id=64, decoder_start_token_id=64, dropout=0.0, attention_dropout=0.0,
+                                    activation_dropout=0.0, initializer_factor=0.1)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the pad id equals the code vocabulary size by design; spare the warning
+    try:
+        config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
+        model = MusicgenForConditionalGeneration(config)
+    finally:
+        logging.set_verbosity(verbosity)
+    model.generation_config.pad_token_id = model.generation_config.decoder_start_token_id = 64
+    extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000)
+    return model, extractor, tokenizer
+
+
 def build_tiny(name: str):
     """``(hf_model, feature_extractor, tokenizer)`` for one of :data:`TINY_MODELS`, seeded for repeatability."""
     if name not in TINY_MODELS:
@@ -69,6 +105,8 @@ def build_tiny(name: str):
     try:
         if name == "tiny-random-whisper":
             return _whisper()
+        if name == "tiny-random-musicgen":
+            return _musicgen()
         return _w2v(name.removeprefix("tiny-random-"))
     finally:
         torch.random.set_rng_state(state)

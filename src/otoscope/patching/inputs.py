@@ -12,11 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 from otoscope.audio.io import Clip
 from otoscope.errors import AudioError, OtoscopeError
 from otoscope.models.inputs import ModelInputs
+from otoscope.stimuli.pairs import align_clips
 
 
 @dataclass
@@ -64,33 +63,6 @@ def native_rate(audio, sample_rate: int | None) -> int | None:
         except Exception:  # unreadable by soundfile: read_file reports the real problem (or decodes with ffmpeg)
             return None
     return sample_rate
-
-
-def align_clips(clean: Clip, corrupt: Clip, align: str = "pad") -> tuple[Clip, Clip, str]:
-    """Make two clips the same length: ``pad`` the shorter with trailing silence, ``trim`` the longer, or
-    ``error`` → ``(clean, corrupt, what was done)``."""
-    if align not in ("pad", "trim", "error"):
-        raise OtoscopeError(f"align must be 'pad', 'trim' or 'error', got {align!r}.")
-    if clean.sample_rate != corrupt.sample_rate:
-        raise AudioError(f"clean is {clean.sample_rate} Hz but corrupt is {corrupt.sample_rate} Hz; resample one first.")
-    n_clean, n_corrupt = len(clean.samples), len(corrupt.samples)
-    rate = clean.sample_rate
-    if n_clean == n_corrupt:
-        return clean, corrupt, f"equal lengths ({n_clean / rate:.3f} s)"
-    longer, shorter = ("clean", "corrupt") if n_clean > n_corrupt else ("corrupt", "clean")
-    gap = abs(n_clean - n_corrupt) / rate
-    if align == "error":
-        raise AudioError(f"clean is {n_clean / rate:.3f} s and corrupt {n_corrupt / rate:.3f} s; make them equal "
-                         "or pass align='pad' (trailing silence) or 'trim'.")
-    if align == "pad":
-        target = max(n_clean, n_corrupt)
-        fix = lambda c: Clip(np.pad(c.samples, (0, target - len(c.samples))), rate, c.name)  # noqa: E731
-        note = f"padded {shorter} with {gap:.3f} s of trailing silence to {target / rate:.3f} s"
-    else:
-        target = min(n_clean, n_corrupt)
-        fix = lambda c: Clip(c.samples[:target].copy(), rate, c.name)  # noqa: E731
-        note = f"trimmed the last {gap:.3f} s of {longer} to {target / rate:.3f} s"
-    return fix(clean), fix(corrupt), note
 
 
 def prepare_pair(model, clean, corrupt, *, text=None, prompt=None, sample_rate: int | Sequence[int] | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from otoscope.patching.speech import WordSpan
+from otoscope.stimuli.words import WordSpan
 
 PATCH_FILES = ("patch.json",)  # marks a folder as an earlier run's output, which a new run may replace
 
@@ -65,7 +65,7 @@ class PatchResult:
     direction: str
     """``denoising`` (clean into corrupt) or ``noising`` (corrupt into clean)."""
     method: str
-    """``exact``, ``attribution`` or ``attribution-ig``."""
+    """The method's name (``exact``, ``attribution``, ... : :data:`otoscope.patching.methods.METHODS`)."""
     metric: str
     """Metric name."""
     clean: float
@@ -80,6 +80,22 @@ class PatchResult:
     """How the experiment was set up: clips, text, prompt, answer, wrong, alignment, config."""
     notes: list[str] = field(default_factory=list)
     """Warnings worth reading before the numbers (e.g. clean and corrupt score the same)."""
+
+    def effects(self) -> np.ndarray:
+        """Each cell's effect, ``[cells]``: the share of the clean−corrupt difference it recovers (denoising,
+        ``normalized``) or destroys (noising, ``1 − normalized``); NaN where normalised scores are undefined."""
+        normalized = np.array([c.normalized for c in self.cells], dtype=np.float64)
+        return normalized if self.direction == "denoising" else 1.0 - normalized
+
+    def ranking(self) -> np.ndarray:
+        """Cell indices from the strongest effect to the weakest (by magnitude, NaN last; ties in sweep order).
+        The one ranking of cells that :meth:`strongest`, the CLI, the report and the method scores use."""
+        strength = np.nan_to_num(np.abs(self.effects()), nan=-1.0)
+        return np.argsort(-strength, kind="stable")
+
+    def strongest(self, n: int = 5) -> list[CellResult]:
+        """The ``n`` cells with the largest effect (recovered when denoising, destroyed when noising)."""
+        return [self.cells[i] for i in self.ranking()[: max(int(n), 0)]]
 
     def to_json(self) -> dict:
         """The ``patch.json`` object: direction, metric, clean, corrupt, cells."""

@@ -174,7 +174,8 @@ class PatchSession:
         out = self.runner.run_patched(base, hook, mask, mixed, "decoder.hook_logits" in self._names)
         return self.metric.score(out).double().cpu().numpy()
 
-    def attribution(self, cells: list[Cell], direction: str, alphas: Sequence[float] = (0.0,)) -> np.ndarray:
+    def attribution(self, cells: list[Cell], direction: str, alphas: Sequence[float] = (0.0,),
+                    hooks: Sequence = ()) -> np.ndarray:
         """First-order estimate of each cell's patched metric from a forward and a backward pass per point of
         ``alphas``, for all cells at once.
 
@@ -183,7 +184,9 @@ class PatchSession:
         embeddings where the two runs' decoder tokens differ). ``alphas=(0,)``: the run patched into itself,
         Nanda's attribution patching (exact for a metric linear in the activation); :func:`ig_alphas`:
         integrated gradients (EAP-IG with input interpolation, Hanna et al. 2024), whose average gradient
-        along the path sees a threshold the tangent at the base run misses.
+        along the path sees a threshold the tangent at the base run misses. ``hooks``: extra ``(name, fn)``
+        hooks on the gradient runs, run before the deltas on a shared hook (AtP*'s GradDrop stops the gradient through
+        one layer with them).
         """
         if not self.metric.differentiable:
             raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
@@ -213,14 +216,14 @@ class PatchSession:
         total: list[torch.Tensor | None] = [None] * len(names)
         for alpha in tqdm(alphas, desc=f"gradients ({direction})", unit="step",
                           disable=not self.progress or len(alphas) == 1):
-            inputs, hooks = base.inputs, [(n, add_delta) for n in names]
+            inputs, run_hooks = base.inputs, list(hooks) + [(n, add_delta) for n in names]  # extra hooks first
             if alpha:
                 x0, x1 = base.inputs.features, source.inputs.features
                 inputs = dataclasses.replace(base.inputs, features=x0 + alpha * (x1 - x0))
                 if embed:
-                    hooks.insert(0, ("decoder.hook_embed", mix(alpha)))  # before a delta on the same hook
+                    run_hooks.insert(0, ("decoder.hook_embed", mix(alpha)))  # before a delta on the same hook
             with frozen_weights(self.model):
-                run = self.runner.forward(inputs, base.readout, (), hooks, grad=True, full_logits=full)
+                run = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full)
                 value = self.metric.score(run.outputs).sum()
                 grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
             total = [g if t is None else (t if g is None else t + g) for t, g in zip(total, grads)]

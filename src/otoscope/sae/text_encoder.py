@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -62,14 +62,58 @@ def _blocks(encoder: torch.nn.Module) -> torch.nn.ModuleList:
                               "(MusicGen's text encoder) and BERT-like encoders.")
 
 
-def _hooks(n_layers: int, patterns: str | Sequence[str]) -> list[str]:
-    names = ["text_encoder.hook_embed", *[f"text_encoder.blocks.{i}.hook_resid_post" for i in range(n_layers)],
-             "text_encoder.hook_ln_final"]
+def _token_embedding(encoder: torch.nn.Module) -> torch.nn.Module:
+    """The embedding module the encoder's stack calls (T5: ``encoder.embed_tokens``, not always ``shared`` itself)."""
+    stack = getattr(encoder, "encoder", encoder)
+    return getattr(stack, "embed_tokens", None) or encoder.get_input_embeddings()
+
+
+def text_hook_names(model) -> list[str]:
+    """Every text-encoder hook of ``model`` (MusicGen or a bare text encoder), in forward order."""
+    n_layers = len(_blocks(text_encoder_of(model)))
+    return ["text_encoder.hook_embed", *[f"text_encoder.blocks.{i}.hook_resid_post" for i in range(n_layers)],
+            "text_encoder.hook_ln_final"]
+
+
+def _hooks(names: list[str], patterns: str | Sequence[str]) -> list[str]:
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if not chosen:
         raise OtoscopeError(f"hook filter {patterns} matches no text-encoder hook; they are: {', '.join(names)}.")
     return chosen
+
+
+@torch.no_grad()
+def iter_prompt_states(model, tokenizer, texts: Sequence[str], hooks: Sequence[str], *, batch_size: int = 32,
+                       embed_hook=None) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield, prompt by prompt, ``{hook: [tokens_real, d_model]}`` float32 CPU tensors of the text encoder.
+
+    ``hooks`` are names from :func:`text_hook_names`; only the prompt's real tokens are kept (no padding).
+    ``embed_hook``: an optional forward hook on the token-embedding module (it may return a replacement,
+    e.g. the embeddings with a trace of noise for the same-input control).
+    """
+    encoder = text_encoder_of(model).eval()
+    blocks = _blocks(encoder)
+    device = next(encoder.parameters()).device
+    for start in range(0, len(texts), batch_size):
+        batch = list(texts[start : start + batch_size])
+        enc = tokenizer(batch, return_tensors="pt", padding=True)
+        outputs: dict[int, torch.Tensor] = {}
+        handles = [block.register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o[0] if isinstance(o, tuple) else o))
+                   for i, block in enumerate(blocks)]
+        if embed_hook is not None:
+            handles.append(_token_embedding(encoder).register_forward_hook(embed_hook))
+        try:
+            result = encoder(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
+                             output_hidden_states=True)
+        finally:
+            for handle in handles:
+                handle.remove()
+        states = {"text_encoder.hook_embed": result.hidden_states[0], "text_encoder.hook_ln_final": result.last_hidden_state,
+                  **{f"text_encoder.blocks.{i}.hook_resid_post": outputs[i] for i in range(len(blocks))}}
+        for j in range(len(batch)):
+            real = enc["attention_mask"][j].bool().to(device)
+            yield {n: states[n][j][real].to("cpu", torch.float32) for n in hooks}
 
 
 @torch.no_grad()
@@ -82,9 +126,7 @@ def extract_text_embeddings(model, tokenizer, prompts, out: str | Path, *, hooks
     """
     encoder = text_encoder_of(model).eval()
     rows = read_prompts(prompts)
-    blocks = _blocks(encoder)
-    n_layers = len(blocks)
-    names = _hooks(n_layers, hooks)
+    names = _hooks(text_hook_names(encoder), hooks)
     storage = getattr(torch, dtype)
     from otoscope.sae.corpus import _fingerprint
 
@@ -98,38 +140,24 @@ def extract_text_embeddings(model, tokenizer, prompts, out: str | Path, *, hooks
     resumed = progress.next_item
     if progress.done:
         return ExtractResult(writer.folder, names, sum(s.rows for s in progress.shards), len(progress.shards), len(rows), resumed)
-    device = next(encoder.parameters()).device
-    position = resumed
-    while position < len(rows):
-        batch = rows[position : position + batch_size]
-        enc = tokenizer([r["text"] for r in batch], return_tensors="pt", padding=True)
-        outputs: dict[int, torch.Tensor] = {}
-        handles = [block.register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o[0] if isinstance(o, tuple) else o))
-                   for i, block in enumerate(blocks)]
-        try:
-            result = encoder(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
-                             output_hidden_states=True)
-        finally:
-            for handle in handles:
-                handle.remove()
-        states = {"text_encoder.hook_embed": result.hidden_states[0], "text_encoder.hook_ln_final": result.last_hidden_state,
-                  **{f"text_encoder.blocks.{i}.hook_resid_post": outputs[i] for i in range(n_layers)}}
-        for j, row in enumerate(batch):
-            real = enc["attention_mask"][j].bool()
-            tensors = {n: states[n][j][real.to(device)].to("cpu", storage) for n in names}
-            for name, tensor in tensors.items():
-                if not torch.isfinite(tensor).all():
-                    raise OtoscopeError(f"non-finite text-encoder activation at {name} for prompt {position + j} "
-                                        f"({row['text'][:40]!r}); store as float32 or check the weights.")
-            if writer.info is None:
-                writer.write_info(StoreInfo(model=model_name, hooks=names, d_in={n: int(t.shape[1]) for n, t in tensors.items()},
-                                            dtype=dtype, positions="tokens", corpus=corpus, shard_rows=shard_rows,
-                                            source="text-encoder"))
-            writer.add_clip({"id": position + j, "name": f"prompt {position + j}", "text": row["text"],
-                             "labels": row["labels"], "seconds": 0.0},
-                            tensors, index_rows(position + j, torch.arange(int(real.sum())), None))
-        position += len(batch)
-        writer.advance(position)
+    states = iter_prompt_states(encoder, tokenizer, [r["text"] for r in rows[resumed:]], names, batch_size=batch_size)
+    for position, tensors in enumerate(states, resumed):
+        tensors = {n: t.to(storage) for n, t in tensors.items()}
+        for name, tensor in tensors.items():
+            if not torch.isfinite(tensor).all():
+                raise OtoscopeError(f"non-finite text-encoder activation at {name} for prompt {position} "
+                                    f"({rows[position]['text'][:40]!r}); store as float32 or check the weights.")
+        if writer.info is None:
+            writer.write_info(StoreInfo(model=model_name, hooks=names, d_in={n: int(t.shape[1]) for n, t in tensors.items()},
+                                        dtype=dtype, positions="tokens", corpus=corpus, shard_rows=shard_rows,
+                                        source="text-encoder"))
+        n_tokens = next(iter(tensors.values())).shape[0]
+        writer.add_clip({"id": position, "name": f"prompt {position}", "text": rows[position]["text"],
+                         "labels": rows[position]["labels"], "seconds": 0.0},
+                        tensors, index_rows(position, torch.arange(n_tokens), None))
+        if (position + 1) % batch_size == 0 or position + 1 == len(rows):
+            writer.advance(position + 1)
+    position = len(rows)
     writer.finish(position)
     p = writer.progress
     return ExtractResult(writer.folder, names, sum(s.rows for s in p.shards), len(p.shards), len(rows), resumed)

@@ -36,8 +36,7 @@ def patching_html(result, assets: str | Path, grounding=None, top: int = 8, pref
         ("clean clip", ctx.get("clean")), ("corrupt clip", ctx.get("corrupt")), ("text", ctx.get("text")),
         ("answer / wrong", f"{ctx.get('answer')!r} / {ctx.get('wrong')!r}"), ("alignment", ctx.get("alignment")),
         ("metric (clean / corrupt)", f"{result.metric}: {_fmt(result.clean)} / {_fmt(result.corrupt)}"))]
-    share = (lambda c: c.normalized) if result.direction == "denoising" else (lambda c: 1 - c.normalized)
-    ranked = sorted(result.cells, key=lambda c: -abs(share(c)) if share(c) == share(c) else 0)[:top]
+    ranked = result.strongest(top)
     cells = "".join(
         f"<tr><td>{esc(c.hook)}{'' if c.head is None else f' h{c.head}'}</td>"
         f"<td>{esc(f'{c.seconds[0]:.2f}–{c.seconds[1]:.2f} s' if c.seconds else c.tokens)}</td>"
@@ -58,7 +57,7 @@ def patching_html(result, assets: str | Path, grounding=None, top: int = 8, pref
 
 def check(config) -> None:
     """The pair exists, reads, and has the answer and wrong tokens the section's metric needs."""
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
 
     if config.pair:
         pair = load_pair(config.pair)
@@ -69,7 +68,7 @@ def check(config) -> None:
 def build(ctx: ReportContext) -> SectionResult | None:
     """Sweep the encoder residual stream of ``config.pair`` with its answer and wrong tokens."""
     from otoscope.patching import grounding_coefficient, open_session, sweep
-    from otoscope.patching.pairs import load_pair
+    from otoscope.stimuli.pairs import load_pair
 
     pair_path, model = ctx.config.pair, ctx.model
     if not pair_path:

@@ -1,15 +1,13 @@
-"""Minimal pairs: noise at an SNR, spans replaced, alignment, saving and loading; espeak-ng synthesis when present."""
+"""Minimal pairs: noise at an SNR, spans replaced (nothing else changed), alignment, saving and loading."""
 
 import numpy as np
 import pytest
 
 from otoscope.audio.io import Clip
 from otoscope.errors import OtoscopeError
-from otoscope.patching.inputs import align_clips
-from otoscope.patching.pairs import add_noise, load_pair, replace_span, voice_swap, word_swap
-from otoscope.patching.speech import WordSpan, espeak_available, split_words, synthesize
-
-needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng library not installed")
+from otoscope.stimuli.degrade import add_noise, replace_span
+from otoscope.stimuli.pairs import align_clips, load_pair
+from otoscope.stimuli.words import WordSpan, split_words
 
 
 def snr_db(clean: Clip, corrupt: Clip) -> float:
@@ -26,6 +24,20 @@ def test_add_noise_hits_the_snr(london_pair, kind):
     np.testing.assert_array_equal(pair.corrupt.samples, again.corrupt.samples)  # seeded
 
 
+def test_add_noise_changes_only_the_noise(london_pair):
+    """The clean clip is the clip given, bit for bit; the corrupt one is it plus noise that does not depend on it."""
+    clip = london_pair.clean
+    pair = add_noise(clip, 10.0, noise="pink", seed=5)
+    np.testing.assert_array_equal(pair.clean.samples, clip.samples)
+    assert pair.clean.sample_rate == pair.corrupt.sample_rate and len(pair.corrupt.samples) == len(clip.samples)
+    quiet = Clip(clip.samples * 0.5, clip.sample_rate, "half")
+    other = add_noise(quiet, 10.0, noise="pink", seed=5)  # the same noise, scaled to the same SNR
+    np.testing.assert_allclose(other.corrupt.samples - quiet.samples, 0.5 * (pair.corrupt.samples - clip.samples),
+                               atol=2e-6)
+    with pytest.raises(OtoscopeError, match="white"):
+        add_noise(clip, 10.0, noise="purple")
+
+
 def test_replace_span_by_word_and_by_seconds(london_pair):
     clip, words = london_pair.clean, london_pair.clean_words
     pair = replace_span(clip, word="London", words=words)
@@ -35,6 +47,8 @@ def test_replace_span_by_word_and_by_seconds(london_pair):
     np.testing.assert_array_equal(pair.corrupt.samples[:a], clip.samples[:a])
     np.testing.assert_array_equal(pair.corrupt.samples[b:], clip.samples[b:])
     assert pair.text == " My name is John and I live in" and pair.answer == " London"
+    np.testing.assert_array_equal(pair.clean.samples, clip.samples)
+    assert pair.clean_words == pair.corrupt_words == words
     noisy = replace_span(clip, 0.5, 0.7, fill="noise", snr_db=0.0)
     assert noisy.corrupt.samples[8000:11200].std() > 0 and len(noisy.corrupt.samples) == len(clip.samples)
     with pytest.raises(OtoscopeError, match="start < end"):
@@ -72,30 +86,6 @@ def test_committed_pair_round_trips(london_pair, tmp_path):
 def test_patch_args_feed_patch(london_pair):
     args = london_pair.patch_args()
     assert set(args) == {"clean", "corrupt", "words", "text", "answer", "wrong"}
-
-
-@needs_espeak
-def test_synthesis_gives_word_spans():
-    speech = synthesize("The weather is nice today.", voice="en-us")
-    assert [w.word for w in speech.words] == ["The", "weather", "is", "nice", "today"]
-    assert speech.words[0].start == pytest.approx(0.15) and all(w.end > w.start for w in speech.words)
-    assert all(a.end == b.start for a, b in zip(speech.words, speech.words[1:]))
-    assert speech.clip.sample_rate == 16000 and speech.clip.seconds > speech.words[-1].end
-    with pytest.raises(OtoscopeError, match="no voice"):
-        synthesize("Hello.", voice="xx-nowhere")
-    plain, variant = synthesize("Hello there.", voice="en-gb"), synthesize("Hello there.", voice="en-gb+f3")
-    assert len(plain.clip.samples) != len(variant.clip.samples) or (plain.clip.samples != variant.clip.samples).any()
-
-
-@needs_espeak
-def test_word_swap_and_voice_swap():
-    pair = word_swap("I live in London.", "London", "Paris")
-    assert pair.details["corrupt_text"] == "I live in Paris." and pair.text == " I live in"
-    assert len(pair.clean.samples) == len(pair.corrupt.samples) and pair.corrupt_words[-1].word == "Paris"
-    other = voice_swap("I live in London.", "en-us", "en-gb")
-    assert other.factor == "voice" and other.answer == " London" and other.wrong is None
-    with pytest.raises(OtoscopeError, match="not a word"):
-        word_swap("I live in London.", "Rome", "Paris")
 
 
 def test_word_span_shift():

@@ -1,0 +1,253 @@
+"""The harness: every (model, task, pair, direction) unit swept by every method, resumable.
+
+The run folder holds::
+
+    bench_run.json                 what the run is (models, tasks, methods, quick, seed, suite version)
+    suite/                         the task set, built on the first run (audio + manifest.json)
+    units/<model>/<task>/<pair>.<direction>.json    one finished unit, written atomically
+    results.json, leaderboard.html the summary, rebuilt at the end of every run
+
+A unit file appears only when the unit is complete, so a killed run loses at most the unit it was in:
+running the same command again skips every unit that has a file and continues with the rest. The
+task set is read back from ``suite/`` on resume, never regenerated, so the pairs cannot change under it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from otoscope.bench.methods import METHODS, REFERENCE, seed_of
+from otoscope.bench.pair import BenchPair
+from otoscope.bench.scores import cells_in_region, score
+from otoscope.bench.suite import SUITE_VERSION, Suite, SuiteConfig, build_suite, load_suite
+from otoscope.bench.tasks import TASKS
+from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:
+    from otoscope.models.hooked import HookedAudioModel
+
+RUN_FILE = "bench_run.json"  # marks a folder as a benchmark run (resumable in place)
+FULL_WINDOW = 10  # encoder frames per cell (200 ms) in the full suite
+QUICK_WINDOW = 25  # encoder frames per cell (500 ms) with --quick
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run."""
+
+    models: tuple[str, ...] = ("whisper-tiny.en", "whisper-base")
+    """Model names (``otoscope models``); tasks run on the models they apply to."""
+    tasks: tuple[str, ...] = tuple(TASKS)
+    """Task names."""
+    methods: tuple[str, ...] = tuple(METHODS)
+    """Method names; the reference (exact) is always run first."""
+    quick: bool = False
+    """Five pairs per task and coarser cells: a smoke run of the whole harness."""
+    seed: int = 0
+    """Seed of the task generators and the random method."""
+    n_pairs: int | None = None
+    """Pairs per task; None: 40 (5 with ``quick``)."""
+    window: int | None = None
+    """Encoder frames per cell; None: 10 (25 with ``quick``)."""
+    device: str | None = None
+    """Torch device for the models (None: CPU)."""
+
+    def __post_init__(self):
+        if not self.models:
+            raise OtoscopeError("no models given; pass --models whisper-tiny.en,whisper-base (see 'otoscope models').")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise OtoscopeError(f"unknown method {unknown[0]!r}; methods: {', '.join(METHODS)}.")
+        if REFERENCE not in self.methods:
+            object.__setattr__(self, "methods", (REFERENCE, *self.methods))
+        SuiteConfig(self.tasks, self.quick, self.seed, self.n_pairs)  # checks tasks and n_pairs
+        if self.window is not None and (int(self.window) != self.window or self.window < 1):
+            raise OtoscopeError(f"window must be a whole number of frames >= 1, got {self.window}.")
+
+    @property
+    def frames_per_cell(self) -> int:
+        """Encoder frames per cell."""
+        return self.window or (QUICK_WINDOW if self.quick else FULL_WINDOW)
+
+    def identity(self) -> dict:
+        """What must match for a folder to be resumed: the suite (version, seed, size) and the cells."""
+        return {"suite_version": SUITE_VERSION, "quick": self.quick, "seed": self.seed, "n_pairs": self.n_pairs,
+                "window": self.frames_per_cell}
+
+
+@dataclass
+class UnitResult:
+    """One pair of one task on one model in one direction, swept by every method."""
+
+    model: str
+    """Model name."""
+    task: str
+    """Task name."""
+    pair: str
+    """Pair id."""
+    direction: str
+    """``denoising`` or ``noising``."""
+    status: str
+    """``ok``, ``dropped`` (the model gets the clean run wrong) or ``not_applicable``."""
+    reason: str = ""
+    """Why the unit was dropped."""
+    clean: float | None = None
+    """Metric on the clean run."""
+    corrupt: float | None = None
+    """Metric on the corrupt run."""
+    cells: list[dict] = field(default_factory=list)
+    """Cells of the sweep (hook, layer, frames, seconds, tokens), in sweep order."""
+    inside: list[bool] = field(default_factory=list)
+    """Per cell: inside the pair's expected region."""
+    methods: dict[str, dict] = field(default_factory=dict)
+    """Method → ``{"normalized": [cells], "seconds": sweep time}``."""
+    scores: dict[str, dict] = field(default_factory=dict)
+    """Method → its scores against exact (:class:`otoscope.bench.scores.Scores`)."""
+    grounding: list[dict] | None = None
+    """Grounding coefficient per decoder layer (tasks that ask for it)."""
+
+
+def unit_path(root: Path, model: str, task: str, pair: str, direction: str) -> Path:
+    """Where a unit's result lives."""
+    return root / "units" / model.replace("/", "_") / task / f"{pair}.{direction}.json"
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def run_unit(model: HookedAudioModel, task_name: str, pair: BenchPair, direction: str, methods, window: int, seed: int) -> UnitResult:
+    """Sweep ``pair`` with every method (exact first) and score each against exact."""
+    from otoscope.bench.metrics import check_clean, session_options
+    from otoscope.patching import open_session
+    from otoscope.patching.api import cell_results
+    from otoscope.patching.config import config_from
+
+    task = TASKS[task_name]
+    unit = UnitResult(model.name, task_name, pair.id, direction, "ok")
+    session = open_session(model, pair.clean, pair.corrupt, **session_options(model, pair))
+    # a clip shorter than one window (a lone keyword) is one cell wide
+    options = {"hooks": task.hooks, "window": min(window, session.pair.n_frames), "direction": direction}
+    config = config_from(None, options)
+    cells = session.cells(config, session.hook_names(task.hooks))  # caches the clean and corrupt runs: off the clocks
+    unit.clean, unit.corrupt = session.clean_value, session.corrupt_value
+    check = check_clean(model, pair, session)
+    if not check.ok:
+        unit.status, unit.reason = "dropped", check.reason
+        return unit
+    rows = cell_results(model, cells, [0.0] * len(cells), unit.clean, unit.corrupt)
+    unit.cells = [{"hook": r.hook, "layer": r.layer, "frames": r.frames, "seconds": r.seconds, "tokens": r.tokens}
+                  for r in rows]
+    unit.inside = cells_in_region(unit.cells, pair.region)
+    for name in methods:
+        start = time.perf_counter()
+        values = METHODS[name].run(session, options, seed_of(str(seed), model.name, pair.id, direction))
+        seconds = time.perf_counter() - start
+        unit.methods[name] = {"normalized": [_finite(float(v)) for v in values], "seconds": round(seconds, 4)}
+    exact = [float("nan") if v is None else v for v in unit.methods[REFERENCE]["normalized"]]
+    for name in methods:
+        values = [float("nan") if v is None else v for v in unit.methods[name]["normalized"]]
+        unit.scores[name] = score(exact, values, direction, unit.inside, unit.methods[name]["seconds"],
+                                  unit.methods[REFERENCE]["seconds"]).to_json()
+    if task.grounding:
+        from otoscope.patching.grounding import grounding_coefficient
+
+        result = grounding_coefficient(session, direction).to_json()
+        unit.grounding = result["layers"]
+    return unit
+
+
+def _complete(path: Path, methods) -> bool:
+    """A unit file exists and holds every requested method (a dropped unit needs none)."""
+    if not path.exists():
+        return False
+    unit = json.loads(path.read_text())
+    return unit["status"] != "ok" or set(methods) <= set(unit["methods"])
+
+
+def _prepare_folder(out: Path, config: BenchConfig) -> None:
+    from otoscope._io import check_output_dir, write_text_atomic
+
+    check_output_dir(out, (RUN_FILE,), "benchmark folder")
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        earlier = json.loads(run_file.read_text()).get("identity")
+        if earlier != config.identity():
+            raise OtoscopeError(f"{out} holds a run of another suite or cell size ({earlier}); resume it with the same "
+                                "--quick/--seed/--n-pairs/--window, or pass a new --out folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_file, json.dumps({"identity": config.identity(), "config": asdict(config)}, indent=1))
+
+
+def _open_suite(out: Path, config: BenchConfig, models: dict, applicable: list[str], log) -> Suite:
+    """The run's task set: read back from ``out/suite`` when resuming, else built (and checked on ``models``)."""
+    suite_dir = out / "suite"
+    if not (suite_dir / "manifest.json").exists():
+        return build_suite(suite_dir, SuiteConfig(tuple(applicable), config.quick, config.seed, config.n_pairs),
+                           list(models.values()), log)
+    suite = load_suite(suite_dir)
+    missing = [t for t in applicable if t not in suite.tasks]
+    if missing:
+        raise OtoscopeError(f"{suite_dir} lacks tasks {missing}; resume with the earlier --tasks or pass a new --out.")
+    log(f"resuming: task set read from {suite_dir}")
+    return suite
+
+
+def _publish(out: Path, suite: Suite, config: BenchConfig, run: dict) -> dict:
+    """Write ``results.json`` and ``leaderboard.html`` from the unit files finished so far."""
+    from otoscope._io import write_text_atomic
+    from otoscope.bench.leaderboard import write_leaderboard
+    from otoscope.bench.results import summarise
+
+    results = summarise(out, suite, config)
+    results["run"] = run
+    write_text_atomic(out / "results.json", json.dumps(results, indent=1, allow_nan=False))
+    write_leaderboard(out / "leaderboard.html", results)
+    return results
+
+
+def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the benchmark into folder ``out``; returns the ``results.json`` object.
+
+    ``results.json`` and the leaderboard are rewritten after each finished (model, task), so a long run
+    shows its figures so far (``run.complete`` is false until every unit is done).
+    """
+    from otoscope._io import write_text_atomic
+    from otoscope.models.loader import load
+
+    out = Path(out)
+    _prepare_folder(out, config)
+    models = {name: load(name, device=config.device) for name in config.models}
+    applicable = [t for t in config.tasks if any(TASKS[t].applies_to(m) for m in models.values())]
+    skipped = sorted(set(config.tasks) - set(applicable))
+    if skipped:
+        log(f"skipping {', '.join(skipped)}: no model given applies (CTC tasks need an encoder-only CTC model)")
+    if not applicable:
+        raise OtoscopeError("no task applies to the models given; add a Whisper or a CTC model.")
+    suite = _open_suite(out, config, models, applicable, log)
+    started = time.perf_counter()
+    run = {"units_run": 0, "units_resumed": 0, "seconds": 0.0, "complete": False}
+    for model in models.values():
+        for task_name in (t for t in applicable if TASKS[t].applies_to(model)):
+            for pair in suite.tasks[task_name].pairs:
+                for direction in TASKS[task_name].directions:
+                    path = unit_path(out, model.name, task_name, pair.id, direction)
+                    if _complete(path, config.methods):
+                        run["units_resumed"] += 1
+                        continue
+                    t0 = time.perf_counter()
+                    unit = run_unit(model, task_name, pair, direction, config.methods, config.frames_per_cell,
+                                    config.seed)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_text_atomic(path, json.dumps(asdict(unit), allow_nan=False))
+                    run["units_run"] += 1
+                    log(f"{model.name} {task_name} {pair.id} {direction}: {unit.status} ({time.perf_counter() - t0:.1f} s)")
+            run["seconds"] = round(time.perf_counter() - started, 1)
+            _publish(out, suite, config, run)
+    run["complete"] = True
+    return _publish(out, suite, config, run)

@@ -1,0 +1,73 @@
+"""``otoscope bench run | build``: parse, call :mod:`otoscope.bench`, print.
+
+The library is imported inside the command functions so ``otoscope --help`` stays instant; task and
+method names are checked (with did-you-mean) before any model loads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from otoscope.cli.args import device, nonneg_int, positive_int
+
+
+def _cmd_run(args) -> None:
+    from otoscope._io import check_output_dir
+    from otoscope.bench.methods import parse_methods
+    from otoscope.bench.runner import RUN_FILE, BenchConfig, run_bench
+    from otoscope.bench.suite import parse_tasks
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    config = BenchConfig(models, parse_tasks(args.tasks), tuple(parse_methods(args.methods)), args.quick, args.seed,
+                         args.n_pairs, args.window, args.device)
+    check_output_dir(args.out, (RUN_FILE,), "benchmark folder")
+    results = run_bench(args.out, config, log=lambda line: print(line, flush=True))
+    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'leaderboard.html'}")
+    print(json.dumps({"overall_spearman": {m: {k: v["spearman"] for k, v in r.items()}
+                                           for m, r in results["overall"].items()}, "run": results["run"]}))
+
+
+def _cmd_build(args) -> None:
+    from otoscope._io import check_output_dir
+    from otoscope.bench.suite import MANIFEST, SuiteConfig, build_suite, parse_tasks
+
+    config = SuiteConfig(parse_tasks(args.tasks), args.quick, args.seed, args.n_pairs)
+    check_output_dir(args.out, (MANIFEST,), "suite folder")
+    models = []
+    if args.check_models.strip():
+        from otoscope.models.loader import load
+
+        models = [load(m.strip(), device=args.device) for m in args.check_models.split(",") if m.strip()]
+    suite = build_suite(args.out, config, models, log=lambda line: print(line, flush=True))
+    kept = sum(len(t.pairs) for t in suite.tasks.values())
+    print(f"wrote {kept} pairs of {len(suite.tasks)} tasks to {args.out} ({MANIFEST} + audio)")
+
+
+def register(sub) -> None:
+    """Add ``bench run`` and ``bench build`` to the ``otoscope`` parser."""
+    bench = sub.add_parser("bench", help="the audio causal benchmark: tasks, methods scored against exact patching")
+    commands = bench.add_subparsers(dest="bench_command", required=True)
+
+    def suite_args(p):
+        p.add_argument("--tasks", default="all",
+                       help="comma list of tasks or 'all': asr-word, keyword, noise, context, nonspeech, ctc-word")
+        p.add_argument("--quick", action="store_true", help="5 pairs per task (40 in the full suite) and coarser cells")
+        p.add_argument("--n-pairs", type=positive_int, default=None, help="pairs per task (overrides --quick's 5 / 40)")
+        p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the task generators (default 0)")
+        p.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1, … (default cpu)")
+        p.add_argument("--out", required=True, type=Path, help="output folder")
+
+    p = commands.add_parser("run", help="run every method on every task and model; resumable (rerun to continue)")
+    p.add_argument("--models", default="whisper-tiny.en,whisper-base", help="comma list of model names")
+    p.add_argument("--methods", default="all",
+                   help="comma list of methods or 'all': exact, attribution, attribution-ig, random (exact always runs)")
+    p.add_argument("--window", type=positive_int, default=None, help="encoder frames per cell (default 10; 25 with --quick)")
+    suite_args(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = commands.add_parser("build", help="write the task set (audio + manifest.json), usable without otoscope")
+    p.add_argument("--check-models", default="whisper-tiny.en",
+                   help="comma list of models each pair is checked on (clean run right), '' for none")
+    suite_args(p)
+    p.set_defaults(func=_cmd_build)
