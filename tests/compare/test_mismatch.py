@@ -83,3 +83,11 @@ def test_given_saes_are_used_and_missing_ones_named(tiny_whisper, tmp_path):
     assert by_hook[hook].fvu_a is not None and by_hook[hook].fvu_increase == 0.0
     assert by_hook["decoder.blocks.1.hook_resid_post"].fvu_a is None
     assert any("no SAE in" in n and "decoder.blocks.1.hook_resid_post" in n for n in result.notes)
+
+
+def test_cli_missing_data_fails_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    import otoscope.models.loader as loader
+
+    monkeypatch.setattr(loader, "load", lambda *a, **k: pytest.fail("a model was loaded"))
+    code = main(["compare", "whisper-tiny.en", "whisper-tiny.en", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert code == 2 and "corpus not found" in capsys.readouterr().err

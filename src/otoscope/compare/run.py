@@ -23,14 +23,20 @@ from otoscope.compare.weights import compare_weights
 from otoscope.errors import OtoscopeError
 
 
-def _clips(model, data, limit):
-    """Clips of ``data`` (folder, manifest, list; see :func:`otoscope.sae.open_corpus`) and their given texts."""
-    from otoscope.audio.io import Clip, to_clip
+def _corpus(data, limit):
+    """``data`` (folder, manifest, list; see :func:`otoscope.sae.open_corpus`) as a corpus, checked before any model loads."""
     from otoscope.sae.corpus import open_corpus
 
     corpus = open_corpus(data, limit=limit)
     if len(corpus) == 0:
         raise OtoscopeError(f"no clips in {data}; pass a folder of audio or a manifest.")
+    return corpus
+
+
+def _clips(model, corpus):
+    """The corpus's clips at the model's rate, and their given texts."""
+    from otoscope.audio.io import Clip, to_clip
+
     clips, texts = [], []
     for item in corpus:
         clip = to_clip(item.audio, model.geometry.sample_rate, item.sample_rate)
@@ -55,6 +61,7 @@ def compare_models(model_a, model_b, data=None, out: str | Path | None = None,
         from otoscope.compare.patching_shift import find_pairs
 
         find_pairs(config.pairs)  # a wrong folder fails before the models load
+    corpus = _corpus(data, config.max_clips) if data is not None else None
     if config.sae_dir and not Path(config.sae_dir).is_dir():
         raise OtoscopeError(f"SAE folder not found: {config.sae_dir}; pass the output folder of 'otoscope sae train'.")
     pair = load_models(model_a, model_b, device=config.device, check_base=config.check_base)
@@ -64,8 +71,8 @@ def compare_models(model_a, model_b, data=None, out: str | Path | None = None,
     if weights.skipped:
         result.notes.append(f"{len(weights.skipped)} parameter(s) in only one model or of different shapes were not "
                             "compared (listed under skipped_params)")
-    if data is not None:
-        _layers(pair, data, config, result)
+    if corpus is not None:
+        _layers(pair, corpus, config, result)
     if config.pairs:
         from otoscope.compare.patching_shift import patching_shift
 
@@ -76,11 +83,11 @@ def compare_models(model_a, model_b, data=None, out: str | Path | None = None,
     return result
 
 
-def _layers(pair, data, config: CompareConfig, result: CompareResult) -> None:
+def _layers(pair, corpus, config: CompareConfig, result: CompareResult) -> None:
     from otoscope.compare.activations import collect, teacher_tokens
     from otoscope.compare.layers import layer_shifts
 
-    clips, given = _clips(pair.a, data, config.max_clips)
+    clips, given = _clips(pair.a, corpus)
     texts, tokens = teacher_tokens(pair.a, clips, given, config.batch_size)
     acts = collect(pair.a, pair.b, clips, texts, tokens, config)
     result.clips, result.texts, result.skipped_layers = acts.clips, acts.texts, acts.skipped
