@@ -66,7 +66,7 @@ def train_study_sae(items: Sequence[LayerActivations], hook: str, config: TrainC
 
 
 def study_train_config(n_rows: int, *, architecture: str = "relu", expansion: int = 8, k: int = 32,
-                       l1_coefficient: float = 5.0, steps: int = 600, batch_size: int = 256, lr: float | None = 1e-3,
+                       l1_coefficient: float = 0.3, steps: int = 600, batch_size: int = 256, lr: float | None = 1e-3,
                        seed: int = 0, device: str | None = None) -> TrainConfig:
     """A :class:`TrainConfig` sized for a study's few thousand rows: ``steps`` full batches, no checkpoints."""
     batch = min(batch_size, n_rows)
