@@ -88,7 +88,8 @@ def test_selectivity_of_a_planted_latent_and_the_floor():
     assert 5 not in set(result.table["latent"])
     counts = result.counts.set_index("label")
     assert counts.loc["a", "above_4"] == 1 and counts.loc["c", "above_4"] == 1 and counts.loc["b", "above_2"] == 0
-    assert counts.loc["a", "live"] == 5
+    assert counts.loc["a", "live"] == 5 and counts.loc["a", "common_above_4"] == 1
+    assert counts.loc["c", "common_above_4"] == 1 and counts.loc["b", "common_above_2"] == 0
     assert result.top == {"a": [2], "b": [table.loc["b"]["selectivity"].idxmax()], "c": [4]}
     # plain numpy for every entry
     m = means.numpy()

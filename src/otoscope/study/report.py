@@ -64,7 +64,8 @@ def _sae(data: dict) -> str:
             'latent\'s overall mean). Top latents fire on at least half of the label\'s items.</p>')
     body += _img(plots.selectivity_plot(sel["counts"]), "selective latents per label")
     body += H.table([("label", "label"), ("items", "items"), ("live", "live latents"), ("above_2", "selectivity > 2"),
-                     ("above_4", "selectivity > 4")], sel["counts"], text_columns=["label"])
+                     ("above_4", "selectivity > 4"), ("common_above_2", "> 2, on ≥ half the label"),
+                     ("common_above_4", "> 4, on ≥ half the label")], sel["counts"], text_columns=["label"])
     body += "<h3>Most selective latents</h3>" + H.table(
         [("label", "label"), ("latent", "latent"), ("selectivity", "selectivity"), ("mean_on", "mean on label"),
          ("mean_off", "mean elsewhere"), ("fires_on", "fires on (fraction of label)")], sel["top"], text_columns=["label"])
