@@ -32,11 +32,23 @@ def clips(tmp_path_factory):
     return folder / "manifest.jsonl"
 
 
-def test_study_groups_on_audio_writes_a_report_that_tells_the_tones_apart(tmp_path, clips, capsys):
-    out = tmp_path / "study"
-    assert main(["study", "groups", "--model", "tiny-random-whisper", "--data", str(clips), "--label-key", "pitch",
-                 "--out", str(out), *FAST]) == 0
-    assert "encoder.blocks.1.hook_resid_post: within" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def study(clips, tmp_path_factory):
+    """One study of the clips through the command line: ``(folder, printed output)``."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("study") / "study"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["study", "groups", "--model", "tiny-random-whisper", "--data", str(clips), "--label-key", "pitch",
+                     "--out", str(out), *FAST]) == 0
+    return out, printed.getvalue()
+
+
+def test_study_groups_on_audio_writes_a_report_that_tells_the_tones_apart(tmp_path, clips, study, capsys):
+    out, printed = study
+    assert "encoder.blocks.1.hook_resid_post: within" in printed
     data = json.loads((out / "study.json").read_text())
     assert data["hooks"] == ["encoder.hook_embed", "encoder.blocks.0.hook_resid_post", "encoder.blocks.1.hook_resid_post"]
     assert data["family"] == "whisper" and data["data"]["counts"] == {"high & bright": 3, "low <tone>": 3}
@@ -46,6 +58,10 @@ def test_study_groups_on_audio_writes_a_report_that_tells_the_tones_apart(tmp_pa
     page = (out / "index.html").read_text()
     assert "low &lt;tone&gt;" in page and "high &amp; bright" in page and "<tone>" not in page
     # a rerun replaces the folder as a whole; a folder of other files is refused
+    import shutil
+
+    out = shutil.copytree(out, tmp_path / "again")
+    assert (out / "sae").is_dir()
     assert main(["study", "groups", "--model", "tiny-random-whisper", "--data", str(clips), "--label-key", "pitch",
                  "--out", str(out), "--no-sae", *FAST]) == 0
     assert not (out / "sae").exists() and "sae" not in json.loads((out / "study.json").read_text())
@@ -72,10 +88,8 @@ def test_prompts_to_an_audio_model_and_an_sae_hook_outside_the_study_are_refused
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium on this machine")
-def test_the_report_renders_in_chromium(tmp_path, clips):
-    out = tmp_path / "study"
-    assert main(["study", "groups", "--model", "tiny-random-whisper", "--data", str(clips), "--label-key", "pitch",
-                 "--out", str(out), *FAST]) == 0
+def test_the_report_renders_in_chromium(tmp_path, study):
+    out = study[0]
     from otoscope.report.screenshot import FLAGS
 
     profile = tmp_path / "profile"

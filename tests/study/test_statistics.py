@@ -88,7 +88,8 @@ def test_selectivity_of_a_planted_latent_and_the_floor():
     assert 5 not in set(result.table["latent"])
     counts = result.counts.set_index("label")
     assert counts.loc["a", "above_4"] == 1 and counts.loc["c", "above_4"] == 1 and counts.loc["b", "above_2"] == 0
-    assert counts.loc["a", "live"] == 5
+    assert counts.loc["a", "live"] == 5 and counts.loc["a", "common_above_4"] == 1
+    assert counts.loc["c", "common_above_4"] == 1 and counts.loc["b", "common_above_2"] == 0
     assert result.top == {"a": [2], "b": [table.loc["b"]["selectivity"].idxmax()], "c": [4]}
     # plain numpy for every entry
     m = means.numpy()
@@ -119,3 +120,25 @@ def test_pca_matches_numpy_svd():
     for k in range(2):
         np.testing.assert_allclose(np.abs(proj.coords[:, k]), np.abs(centered @ vh[k]), atol=1e-9)
     assert proj.explained == pytest.approx(tuple(s[:2] ** 2 / (s ** 2).sum()))
+
+
+def test_an_sae_trained_on_the_study_rows_finds_a_direction_only_one_label_has():
+    from otoscope.study.sae import latent_means, study_train_config, train_study_sae
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.nn.functional.normalize(torch.randn(12, 16, generator=g), dim=1)
+    planted = features[0]
+    items = []
+    for label in ("a", "b"):
+        for i in range(10):
+            which = torch.randint(1, 12, (20, 2), generator=g)
+            rows = features[which].sum(1) * (0.5 + torch.rand(20, 1, generator=g))  # [20, 16]
+            if label == "a":
+                rows = rows + 2.0 * planted
+            items.append(LayerActivations(f"{label}{i}", ["h"], rows[None], label))
+    config = study_train_config(400, architecture="topk", k=3, expansion=2, steps=150, batch_size=100, lr=3e-3)
+    trained = train_study_sae(items, "h", config)
+    assert trained.metrics.fvu < 0.5
+    result = selectivity(latent_means(trained.sae, items, 0), [i.label for i in items], top_n=1)
+    best = result.top["a"][0]
+    assert result.table.set_index(["label", "latent"]).loc[("a", best), "selectivity"] > 4

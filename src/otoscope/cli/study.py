@@ -104,8 +104,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("groups", help="group similarity, probes, an SAE's label-selective latents: HTML + JSON")
     p.add_argument("--model", "-m", required=True, help="audio model (name, HF id, folder) or text model folder (T5, MusicGen)")
-    p.add_argument("--data", required=True, help="text models: JSONL of {\"text\", LABEL} prompts; audio models: manifest "
-                   "(.jsonl/.csv with path and LABEL) or a folder of LABEL sub-folders")
+    p.add_argument("--data", required=True, help="text models: JSONL of {\"text\", LABEL} prompts ('emotions': the "
+                   "bundled 100 music prompts); audio models: manifest (.jsonl/.csv with path and LABEL) or a folder of "
+                   "LABEL sub-folders")
     p.add_argument("--label-key", default="label", help="field holding the label (default: label)")
     p.add_argument("--out", required=True, type=Path, help="output folder (index.html, study.json, plots, sae)")
     _add_study_flags(p)

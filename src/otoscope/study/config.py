@@ -22,8 +22,9 @@ class StudyConfig:
     """``d_sae = expansion × d_model`` (the pilot: 768 → 6144)."""
     sae_k: int = 32
     """Active latents per position (TopK family)."""
-    sae_l1: float = 5.0
-    """ReLU: L1 coefficient (scale-free, see :class:`otoscope.sae.config.SAEConfig`)."""
+    sae_l1: float = 0.3
+    """ReLU: L1 coefficient (scale-free, see :class:`otoscope.sae.config.SAEConfig`). Lower than ``sae train``'s
+    default: a study's SAE gets a few hundred steps, and at 1.0 or more every latent is switched off that soon."""
     sae_steps: int = 600
     """SAE training steps."""
     sae_batch_size: int = 256

@@ -54,7 +54,7 @@ def _summary(data: dict, png: bytes) -> str:
             + H.table(cols, data["summary"], text_columns=["hook"]))
 
 
-def _sae(data: dict) -> str:
+def _sae(data: dict, png: bytes) -> str:
     sae, sel = data["sae"], data["selectivity"]
     body = (f'<p>{H.esc(sae["architecture"])} SAE on <code>{H.esc(sae["hook"])}</code>: {sae["d_in"]} → {sae["d_sae"]} '
             f'latents, {sae["rows"]} rows, {sae["steps"]} steps; FVU {H.fmt(sae.get("fvu"), 3)}, L0 '
@@ -62,9 +62,10 @@ def _sae(data: dict) -> str:
             '<p class="note">Selectivity of a latent for a label: its mean activation on the label\'s items over its '
             'mean on the other items (per item, the mean over positions; the denominator is floored at 1% of the '
             'latent\'s overall mean). Top latents fire on at least half of the label\'s items.</p>')
-    body += _img(plots.selectivity_plot(sel["counts"]), "selective latents per label")
+    body += _img(png, "selective latents per label")
     body += H.table([("label", "label"), ("items", "items"), ("live", "live latents"), ("above_2", "selectivity > 2"),
-                     ("above_4", "selectivity > 4")], sel["counts"], text_columns=["label"])
+                     ("above_4", "selectivity > 4"), ("common_above_2", "> 2, on ≥ half the label"),
+                     ("common_above_4", "> 4, on ≥ half the label")], sel["counts"], text_columns=["label"])
     body += "<h3>Most selective latents</h3>" + H.table(
         [("label", "label"), ("latent", "latent"), ("selectivity", "selectivity"), ("mean_on", "mean on label"),
          ("mean_off", "mean elsewhere"), ("fires_on", "fires on (fraction of label)")], sel["top"], text_columns=["label"])
@@ -106,7 +107,8 @@ def write_report(folder: Path, data: dict) -> list[str]:
                        + '<p class="note">Mean-pooled representations on their first two principal components.</p>')]
     nav = [("overview", "Overview"), ("summary", "Per hook"), ("matrix", "Matrix"), ("projection", "Projection")]
     if "sae" in data:
-        cards.append(H.section("sae", "SAE latents: selectivity and ablation", _sae(data)))
+        figures["selectivity.png"] = plots.selectivity_plot(data["selectivity"]["counts"])
+        cards.append(H.section("sae", "SAE latents: selectivity and ablation", _sae(data, figures["selectivity.png"])))
         nav.append(("sae", "SAE"))
     cards.append(H.section("items", "Items", _items(data)))
     nav.append(("items", "Items"))

@@ -2,7 +2,8 @@
 
 The study's rows (every real frame or token of every item at the hook) go into a temporary activation
 store, :class:`otoscope.sae.trainer.Trainer` trains one SAE on it (ReLU + L1 as in the pilot, or TopK), and
-the SAE is saved in the output in SAELens format (so ``otoscope sae features`` and the dashboards read it).
+:func:`otoscope.study.run.run_study` saves it in the output in SAELens format (so ``otoscope sae features``
+and the dashboards read it).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ class StudySAE:
     """The hook it reads."""
     metrics: HookMetrics | None
     """Last logging window's FVU, L0, dead fraction."""
-    folder: Path | None
-    """Where it was saved (SAELens format), or None."""
 
 
 def write_rows_store(folder: Path, hook: str, items: Sequence[LayerActivations], layer: int, model_name: str) -> Path:
@@ -53,20 +52,20 @@ def write_rows_store(folder: Path, hook: str, items: Sequence[LayerActivations],
     return folder
 
 
-def train_study_sae(items: Sequence[LayerActivations], hook: str, config: TrainConfig, out: Path | None = None,
+def train_study_sae(items: Sequence[LayerActivations], hook: str, config: TrainConfig,
                     model_name: str = "study") -> StudySAE:
-    """Train an SAE on ``items``' positions at ``hook`` with ``config``; save it under ``out/hook`` when given."""
+    """Train an SAE on ``items``' positions at ``hook`` with ``config`` (store and checkpoints in a temporary folder)."""
     layer = items[0].layers.index(hook)
     with tempfile.TemporaryDirectory(prefix="otoscope-study-") as tmp:
         store = write_rows_store(Path(tmp) / "store", hook, items, layer, model_name)
-        trainer = Trainer(store, out if out is not None else Path(tmp) / "sae", config, [hook])
+        trainer = Trainer(store, Path(tmp) / "sae", config, [hook])
         result = trainer.fit(resume=False, progress=False)
         sae = trainer.sae(hook)
-    return StudySAE(sae, hook, result.metrics.get(hook), result.saes.get(hook) if out is not None else None)
+    return StudySAE(sae, hook, result.metrics.get(hook))
 
 
 def study_train_config(n_rows: int, *, architecture: str = "relu", expansion: int = 8, k: int = 32,
-                       l1_coefficient: float = 5.0, steps: int = 600, batch_size: int = 256, lr: float | None = 1e-3,
+                       l1_coefficient: float = 0.3, steps: int = 600, batch_size: int = 256, lr: float | None = 1e-3,
                        seed: int = 0, device: str | None = None) -> TrainConfig:
     """A :class:`TrainConfig` sized for a study's few thousand rows: ``steps`` full batches, no checkpoints."""
     batch = min(batch_size, n_rows)

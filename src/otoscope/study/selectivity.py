@@ -28,7 +28,8 @@ class Selectivity:
     """One row per (label, latent): label, latent, mean_on, mean_off, selectivity, fires_on (fraction of the
     label's items on which the latent is active)."""
     counts: pd.DataFrame
-    """One row per label: label, items, above_2, above_4, live (latents that fire at all)."""
+    """One row per label: label, items, above_2, above_4, live (latents that fire at all), and common_above_2,
+    common_above_4 (the same counts among latents active on at least ``min_fire`` of the label's items)."""
     top: dict[str, list[int]] = field(default_factory=dict)
     """The most selective latents of each label, best first."""
 
@@ -52,7 +53,9 @@ def selectivity(means: torch.Tensor, labels: Sequence[str], top_n: int = 3, min_
         rows.append(pd.DataFrame({"label": label, "latent": live, "mean_on": mean_on, "mean_off": mean_off,
                                   "selectivity": ratio, "fires_on": fires}))
         counts.append({"label": label, "items": int((lab == label).sum()), "above_2": int((ratio > THRESHOLDS[0]).sum()),
-                       "above_4": int((ratio > THRESHOLDS[1]).sum()), "live": int(len(live))})
+                       "above_4": int((ratio > THRESHOLDS[1]).sum()), "live": int(len(live)),
+                       "common_above_2": int(((ratio > THRESHOLDS[0]) & (fires >= min_fire)).sum()),
+                       "common_above_4": int(((ratio > THRESHOLDS[1]) & (fires >= min_fire)).sum())})
         order = np.argsort(-ratio, kind="stable")
         top[label] = [int(live[i]) for i in order if fires[i] >= min_fire][:top_n]
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
