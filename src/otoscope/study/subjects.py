@@ -243,16 +243,18 @@ def load_subject(name: str, device: str | None = None) -> Subject:
         from otoscope.models.loader import load
         from otoscope.models.registry import resolve
 
-        if model_type == "musicgen":
-            try:  # a hooked MusicGen, once the architecture adapters know the family
-                model = load(name, device=device)
-                return TextSubject(model, getattr(model, "tokenizer", None), name)
-            except (NotImplementedError, OSError, ValueError, KeyError, AttributeError):
-                pass
+        if model_type == "musicgen":  # hooked, through its adapter: the text encoder and the decoder
+            from otoscope.study.musicgen import MusicgenSubject
+
+            return MusicgenSubject(load(name, device=device), name)
         return TextSubject.from_pretrained(resolve(name).location, name, device)
     from otoscope.models.loader import load
 
     model = load(name, device=device)
+    if model.family == "musicgen":
+        from otoscope.study.musicgen import MusicgenSubject
+
+        return MusicgenSubject(model, name)
     if any(n.startswith("text_encoder.") for n in model.points):
         return TextSubject(model, model.tokenizer, name)
     return AudioSubject(model)
