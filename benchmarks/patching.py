@@ -28,11 +28,13 @@ Sweep: encoder hook_resid_post, all 4 layers, denoising, logit diff " London" �
   max_abs_diff_end_to_end compares the CLI's patch.json values with the loop's.
 Run only that part with --only=end_to_end.
 * methods (--only=methods runs only this part): every method of otoscope.patching.METHODS on the 10-frame
-  sweep of one session whose clean and corrupt runs are cached (set-up outside every clock), exact included,
+  sweep of one session whose clean and corrupt runs are cached (set-up outside every clock), exact included
+  (each other method runs before and after exact, timed by the mean of its two runs),
   scored against exact (otoscope.patching.scores: Spearman, Pearson, top-5 recall, share of the effect inside
   the swapped word's span, time / exact's time); hybrid at several top_k. best_cheap_method is the method with
-  the highest Spearman among those at <= 10% of exact's time (random excluded), with spearman_best_cheap and
-  time_fraction_best_cheap. --methods=a,b limits the methods run (exact always runs).
+  the highest Spearman among those at <= 10% of exact's time (random excluded) — or, when none is, among all
+  faster than exact, with best_cheap_within_budget false — with spearman_best_cheap and time_fraction_best_cheap.
+  --methods=a,b limits the methods run (exact always runs).
 Last line: one JSON object.
 """
 
@@ -190,7 +192,7 @@ def diagnose(model, session, exact10, attr10, agree):
     return {"summary": summary, **groups, "cells": cells}
 
 
-HYBRID_K = (1, 3, 6)  # hybrid's exact re-measures: about 2%, 5% and 10% of the sweep's cells
+HYBRID_K = (2, 5)  # hybrid's exact re-measures (5 is its default)
 ONLY_METHODS = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--methods=")), None)
 BUDGET = 0.10  # a cheap method takes at most this share of exact patching's time
 
@@ -204,10 +206,16 @@ def methods(model, pair) -> dict:
     names = [n for n in METHODS if ONLY_METHODS is None or n in ONLY_METHODS or n == "exact"]
     runs = [(name, {}) for name in names if name != "hybrid"] + [("hybrid", {"top_k": k}) for k in HYBRID_K
                                                                  if "hybrid" in names]
-    results = {}
-    for name, options in runs:
+    results, seconds = {}, {}
+    # every method but exact runs before and after it and is timed by the mean of the two, so that load from
+    # other processes, which changes over minutes, falls on both sides alike
+    order = [r for r in runs if r[0] != "exact"] + [("exact", {})] + [r for r in runs if r[0] != "exact"]
+    for name, options in order:
         label = name + "".join(f"_k{v}" for v in options.values())
         results[label] = METHODS[name](session, dataclasses.replace(config, **options))
+        seconds.setdefault(label, []).append(results[label].context["seconds"])
+    for label, times in seconds.items():
+        results[label].context["seconds"] = float(np.mean(times))
     exact = results["exact"]
     region = region_mask(exact, word.start, word.end)
     scores = {label: score_method(exact, r, region) for label, r in results.items()}
@@ -215,14 +223,19 @@ def methods(model, pair) -> dict:
         print(f"  {label:16s} spearman {sc.spearman:6.3f}  pearson {sc.pearson:6.3f}  top-5 recall {sc.top_recall:.1f}  "
               f"in '{word.word}' {sc.region_share:.2f}  time {results[label].context['seconds']:7.2f} s "
               f"({sc.time_fraction:.3f} of exact)")
-    cheap = {k: v for k, v in scores.items() if k not in ("exact", "random") and v.time_fraction <= BUDGET}
+    candidates = {k: v for k, v in scores.items() if k not in ("exact", "random") and v.time_fraction < 1}
+    cheap = {k: v for k, v in candidates.items() if v.time_fraction <= BUDGET}
+    within = bool(cheap)
+    cheap = cheap or candidates  # none inside the budget: the best of the rest, said so
     best = max(cheap, key=lambda k: cheap[k].spearman) if cheap else None
-    print(f"best cheap method (<= {BUDGET:.0%} of exact's time): {best}"
-          + (f", spearman {cheap[best].spearman:.3f} at {cheap[best].time_fraction:.3f} of exact's time" if best else ""))
+    print(f"best cheap method ({'within' if within else 'none within, best outside'} {BUDGET:.0%} of exact's time): "
+          f"{best}" + (f", spearman {cheap[best].spearman:.3f} at {cheap[best].time_fraction:.3f} of exact's time"
+                       if best else ""))
     return {"methods_region": [word.word, word.start, word.end], "exact_s": exact.context["seconds"],
             "methods": {k: v.to_json() for k, v in scores.items()}, "best_cheap_method": best,
             "spearman_best_cheap": round(cheap[best].spearman, 3) if best else None,
-            "time_fraction_best_cheap": round(cheap[best].time_fraction, 4) if best else None}
+            "time_fraction_best_cheap": round(cheap[best].time_fraction, 4) if best else None,
+            "best_cheap_within_budget": within}
 
 
 def end_to_end(model) -> dict:

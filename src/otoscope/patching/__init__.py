@@ -3,8 +3,8 @@
 * :func:`patch` — one sweep of a clean/corrupt pair → :class:`PatchResult` (``.to_frame()``, ``.save(dir)``)
 * :func:`open_session` (a :class:`PairConfig`) + :func:`sweep` (a :class:`SweepConfig`) — several sweeps
   reusing the cached clean and corrupt runs; :class:`PatchConfig` is both, for :func:`patch`
-* :data:`METHODS` — every localization method by name (exact, attribution, IG, AtP*, hybrid, random), and
-  :func:`score_method` — how well one tracks exact patching
+* :data:`METHODS` — every localization method by name (exact, attribution, IG, AtP*, two-point, hybrid, random),
+  and :func:`score_method` — how well one tracks exact patching
 * :func:`grounding_coefficient` — does the decoder listen (cross-attention) or guess (its text context)?
 * minimal pairs that change one factor (a word, the voice, noise, a span) come from :mod:`otoscope.stimuli`
 
