@@ -67,8 +67,10 @@ def test_check_clean_reads_the_cached_clean_run(tiny_en):
                       answer=" London", wrong=" Paris")  # the clips swapped: the "clean" clip says Paris
     whole = BenchPair("p", "noise", fixture.clean, fixture.corrupt, "logprob", text=None,
                       answer=" My name is John and I live in London.")
+    misheard = BenchPair("p", "noise", fixture.clean, fixture.corrupt, "logprob", text=None,
+                         answer=" My name is Jim and we live in Paris.")  # 3 of 10 tokens wrong: below 0.8
     results = {}
-    for name, pair in (("right", right), ("wrong", wrong), ("whole", whole)):
+    for name, pair in (("right", right), ("wrong", wrong), ("whole", whole), ("misheard", misheard)):
         session = open_session(tiny_en, pair.clean, pair.corrupt, **session_options(tiny_en, pair))
         results[name] = check_clean(tiny_en, pair, session)
         # the plain computation: teacher-force the answer and take the argmax at each of its positions
@@ -77,6 +79,8 @@ def test_check_clean_reads_the_cached_clean_run(tiny_en):
         with torch.no_grad():
             logits = tiny_en.forward([pair.clean], tokens=[context + answer])
         n = logits.shape[1]
-        assert results[name].ok == (logits[0, n - len(answer) - 1 : n - 1].argmax(-1).tolist() == answer)
-    assert results["right"].ok and results["whole"].ok
+        predicted = logits[0, n - len(answer) - 1 : n - 1].argmax(-1).tolist()
+        accuracy = np.mean([p == a for p, a in zip(predicted, answer)])
+        assert results[name].ok == (accuracy >= (1.0 if pair.metric == "logit_diff" else 0.8))
+    assert results["right"].ok and results["whole"].ok and not results["misheard"].ok
     assert not results["wrong"].ok and "Paris" in results["wrong"].reason

@@ -30,6 +30,10 @@ CTC_VOCAB = ("<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N", "I",
              "C", "F", "G", "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z")
 """Character vocabulary of the English wav2vec2 CTC checkpoints, used when a model ships no tokenizer
 (the tiny random CTC models have 32 outputs, as these)."""
+MIN_TRANSCRIPT_ACCURACY = 0.8
+"""``logprob`` pairs: the share of the transcript's tokens the clean run must predict (teacher-forced argmax).
+Whole sentences in espeak-ng voices are rarely transcribed token for token by the small models (one misheard
+word in seven would drop the pair), and the metric stays the log-probability of the reference transcript."""
 
 
 @dataclass
@@ -113,8 +117,9 @@ def session_options(model: HookedAudioModel, pair: BenchPair) -> dict:
 
 
 def check_clean(model: HookedAudioModel, pair: BenchPair, session: PatchSession) -> CleanCheck:
-    """Is the clean run of an open patching ``session`` on ``pair`` right? Token metrics: every answer token is
-    the argmax where the metric reads it (teacher-forced); log-odds metrics: positive. Pairs whose clean and
+    """Is the clean run of an open patching ``session`` on ``pair`` right? ``logit_diff``: the answer's first
+    token is the argmax where the metric reads it; ``logprob``: at least :data:`MIN_TRANSCRIPT_ACCURACY` of the
+    transcript's tokens are (teacher-forced); log-odds metrics: positive. Pairs whose clean and
     corrupt runs score the same are refused too. Reads the session's cached runs: no extra forward pass."""
     clean_value, corrupt_value = session.clean_value, session.corrupt_value
     if abs(clean_value - corrupt_value) < 1e-6:
@@ -124,6 +129,8 @@ def check_clean(model: HookedAudioModel, pair: BenchPair, session: PatchSession)
     answer = session.metric.branches[0]  # the answer's token ids, as the metric reads them
     outputs = session.runs()[0].outputs  # [1, rows, positions, vocab]; row 0 is the answer's
     predicted = outputs[0, 0, : len(answer)].argmax(-1).tolist()
-    if predicted != answer:
+    accuracy = sum(p == a for p, a in zip(predicted, answer)) / len(answer)
+    needed = 1.0 if pair.metric == "logit_diff" else MIN_TRANSCRIPT_ACCURACY
+    if accuracy < needed:
         return CleanCheck(False, f"clean run says {model.to_string(predicted)!r}, not {model.to_string(answer)!r}")
     return CleanCheck(True)
