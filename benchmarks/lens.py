@@ -38,7 +38,7 @@ def hooks_user_per_layer(model, audio, max_new_tokens=96):
     """The baseline: one run_with_cache, then one decode and one set of statistics per layer."""
     _, cache = model.run_with_cache(audio, names_filter="encoder.blocks.*.hook_resid_post")
     n_real = int(cache.frame_mask[0].sum())
-    norm = model.model.model.encoder.layer_norm
+    norm = model.adapter.final_norm("encoder")  # Whisper: the encoder's final layer norm
     last = cache[f"encoder.blocks.{model.n_layers - 1}.hook_resid_post"][0, :n_real]
     clips = model.clips(audio)
     out = []

@@ -1,6 +1,7 @@
 """Architecture adapters: selection, readouts equal to the HF modules, hook tables as before the move."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch import nn
 
 from otoscope.models.adapters import ADAPTERS, CTCAdapter, WhisperAdapter, adapter_for
 
+SRC = Path(__file__).resolve().parents[2] / "src" / "otoscope"
 TABLES = Path(__file__).resolve().parents[1] / "fixtures" / "hook_tables.json"
 EXPECTED = {"tiny-random-whisper": WhisperAdapter, "tiny-random-wav2vec2": CTCAdapter,
             "tiny-random-wav2vec2-stable": CTCAdapter, "tiny-random-hubert": CTCAdapter, "tiny-random-wavlm": CTCAdapter}
@@ -126,3 +128,23 @@ def test_encode_fires_the_encoder_hooks_only(tiny_whisper):
         out = tiny_whisper.adapter.encode(inputs)
     assert fired == [f"encoder.blocks.{i}.hook_resid_post" for i in range(tiny_whisper.n_layers)]
     assert out.shape == (1, 1500, tiny_whisper.config.d_model)
+
+
+def test_is_whisper_is_a_deprecated_alias(tiny_whisper):
+    with pytest.warns(DeprecationWarning, match="adapter"):
+        assert tiny_whisper.is_whisper
+
+
+def test_no_family_branching_or_hand_written_hf_paths_in_src():
+    """``is_whisper`` lives only in its deprecated alias; HF module paths are the adapters' business."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        rel = path.relative_to(SRC).as_posix()
+        for i, line in enumerate(text.splitlines(), 1):
+            alias = rel == "models/hooked.py" and re.search(r"def is_whisper\(self\)|model\.is_whisper is deprecated", line)
+            if "is_whisper" in line and not alias:
+                offenders.append(f"{rel}:{i}: {line.strip()}")
+            if "model.model.model." in line:
+                offenders.append(f"{rel}:{i}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -29,13 +32,13 @@ class LayerActivations:
         return self.acts.mean(dim=1)
 
 
-def layer_hooks(model, include_embed: bool = True) -> list[str]:
+def layer_hooks(model: HookedAudioModel, include_embed: bool = True) -> list[str]:
     """The residual-stream hooks of the encoder, in depth order: embed, then every block's resid_post."""
     names = [f"encoder.blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
     return (["encoder.hook_embed"] if include_embed else []) + names
 
 
-def iter_layers(model, audio: Sequence, labels: Sequence | None = None, hooks: list[str] | None = None,
+def iter_layers(model: HookedAudioModel, audio: Sequence, labels: Sequence | None = None, hooks: list[str] | None = None,
                 batch_size: int = 4, progress: bool = False) -> Iterator[LayerActivations]:
     """Yield :class:`LayerActivations` clip by clip; only one batch is ever held in memory.
 
@@ -49,10 +52,7 @@ def iter_layers(model, audio: Sequence, labels: Sequence | None = None, hooks: l
         inputs = model.prepare(batch)
         grabbed: dict[str, torch.Tensor] = {}
         with torch.no_grad(), model.hooks([(h, lambda t, hook: grabbed.__setitem__(hook.name, t)) for h in hooks]):
-            if model.is_whisper:
-                model.model.get_encoder()(inputs.features.to(model.device, model.dtype))
-            else:
-                model.forward_inputs(inputs)
+            model.adapter.encode(inputs)  # Whisper: the encoder alone
         for i, clip in enumerate(batch):
             n = int(inputs.frame_mask[i].sum())
             acts = torch.stack([grabbed[h][i, :n] for h in hooks]).float().cpu()  # [layers, frames_real, d_model]
@@ -62,6 +62,6 @@ def iter_layers(model, audio: Sequence, labels: Sequence | None = None, hooks: l
     bar.close()
 
 
-def collect_layers(model, audio: Sequence, labels: Sequence | None = None, **kwargs) -> list[LayerActivations]:
+def collect_layers(model: HookedAudioModel, audio: Sequence, labels: Sequence | None = None, **kwargs) -> list[LayerActivations]:
     """All clips' :class:`LayerActivations` in a list (for small sets; stream with :func:`iter_layers`)."""
     return list(iter_layers(model, audio, labels, **kwargs))

@@ -10,12 +10,15 @@ all of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 import torch
 
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 DEFAULT_BANDS = (1, 2, 4, 8, 16, 32, 64, None)  # None: unrestricted
 
@@ -38,7 +41,7 @@ def band_mask(n: int, k: int | None, device=None) -> torch.Tensor:
     return (pos[:, None] - pos[None, :]).abs() <= k
 
 
-def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS, max_new_tokens: int = 96,
+def attention_locality(model: HookedAudioModel, audio, bands: Sequence[int | None] = DEFAULT_BANDS, max_new_tokens: int = 96,
                        reference: str | None = None) -> LocalityResult:
     """Transcribe one clip with encoder self-attention limited to ±k frames, for each k in ``bands``.
 
@@ -48,7 +51,7 @@ def attention_locality(model, audio, bands: Sequence[int | None] = DEFAULT_BANDS
     from otoscope.lens.encoder import word_error_rate
     from otoscope.models.decode import greedy_whisper
 
-    if not model.is_whisper:
+    if model.adapter.decoding != "seq2seq":
         raise OtoscopeError(f"{model.name}: attention locality is measured by WER, which needs a Whisper decoder.")
     clip = model.clips(audio)
     if len(clip) != 1:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -19,6 +19,9 @@ from tqdm.auto import tqdm
 from otoscope._io import atomic_path, check_output_file
 from otoscope.errors import OtoscopeError
 from otoscope.hooks.select import NamesFilter, select
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -44,7 +47,7 @@ def _positions(name: str, cache, clip: int, keep_padding: bool) -> torch.Tensor:
     return cache.real(name, clip)
 
 
-def export_activations(model, audio: Sequence, path: str | Path, names_filter: NamesFilter, *, text=None,
+def export_activations(model: HookedAudioModel, audio: Sequence, path: str | Path, names_filter: NamesFilter, *, text=None,
                        keep_padding: bool = False, batch_size: int = 4, dtype: torch.dtype = torch.float32,
                        progress: bool = True) -> ExportResult:
     """Run ``model`` over ``audio`` and write the activations of ``names_filter`` to ``path`` atomically."""
@@ -62,7 +65,7 @@ def export_activations(model, audio: Sequence, path: str | Path, names_filter: N
     for start in range(0, len(clips), batch_size):
         batch = clips[start : start + batch_size]
         texts = None if text is None else (text[start : start + batch_size] if isinstance(text, list) else text)
-        _, cache = model.run_with_cache(batch, texts, names_filter=names, device="cpu") if model.is_whisper \
+        _, cache = model.run_with_cache(batch, texts, names_filter=names, device="cpu") if model.has_decoder \
             else model.run_with_cache(batch, names_filter=names, device="cpu")
         for i, clip in enumerate(batch):
             ranges = {}

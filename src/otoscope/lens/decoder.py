@@ -11,11 +11,15 @@ every real frame: rank and probability of the frame's final argmax token, and th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -45,7 +49,7 @@ def _rank_and_prob(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return rank, probs.gather(-1, idx)[..., 0]
 
 
-def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=None,
+def decoder_logit_lens(model: HookedAudioModel, audio, max_new_tokens: int = 96, transcription=None,
                        encoder_out: torch.Tensor | None = None) -> DecoderLensResult:
     """Decoder logit lens on the model's own greedy transcript of one clip (Whisper).
 
@@ -53,7 +57,7 @@ def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=Non
     ``encoder_out`` ``[1, frames, d_model]`` (the clip's encoder output, e.g. from the encoder lens) skips
     re-running the encoder.
     """
-    if not model.is_whisper:
+    if "decoder" not in model.adapter.lens_kinds:
         raise OtoscopeError(f"{model.name} has no decoder; use ctc_lens for CTC models.")
     clip = model.clips(audio)
     if len(clip) != 1:
@@ -74,7 +78,7 @@ def decoder_logit_lens(model, audio, max_new_tokens: int = 96, transcription=Non
         resid = torch.stack([grabbed[n][0] for n in names])
     resid = resid[:, start : start + len(emitted)]  # [layers, positions, d_model]
     with torch.no_grad():
-        logits = model.model.proj_out(model.model.model.decoder.layer_norm(resid))
+        logits = model.adapter.readout("decoder")(resid)
     rank, prob = _rank_and_prob(logits, torch.tensor(emitted))
     pieces = [model.tokenizer.decode([t]) for t in emitted]
     rows = [{"layer": layer, "position": pos, "token": pieces[pos], "rank": int(rank[layer, pos]),
@@ -90,19 +94,17 @@ class CTCLensResult:
     """One row per layer: mean prob and top-1 agreement of each frame's final argmax, and the greedy text."""
 
 
-def ctc_lens(model, audio) -> CTCLensResult:
+def ctc_lens(model: HookedAudioModel, audio) -> CTCLensResult:
     """CTC-head lens of one clip on a wav2vec2-family model with a CTC head."""
-    head = getattr(model.model, "lm_head", None)
-    if model.is_whisper or head is None:
+    if not model.adapter.has_ctc_head:
         raise OtoscopeError(f"{model.name} has no CTC head: the CTC lens needs a fine-tuned CTC checkpoint.")
     names = [f"encoder.blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
     logits_final, cache = model.run_with_cache(audio, names_filter=names)
     n = cache.n_frames(0)
     final = logits_final[0, :n].argmax(-1)
-    norm = model.points.get("encoder.hook_ln_final")
     resid = cache.stack("encoder.blocks.*.hook_resid_post")[:, 0, :n]
     with torch.no_grad():
-        logits = head(norm.module(resid) if norm is not None else resid)  # [layers, frames, vocab]
+        logits = model.adapter.readout("encoder")(resid)  # [layers, frames, vocab]: final norm (pre-norm encoders) and CTC head
     rank, prob = _rank_and_prob(logits, final)
     rows = []
     for layer in range(len(names)):

@@ -16,10 +16,14 @@ never one full forward per layer.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -98,22 +102,21 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(ref, hyp))
 
 
-def logit_lens_stats(model, residuals: torch.Tensor, chunk: int = 32) -> tuple[list[float], list[float], list[float]]:
+def logit_lens_stats(model: HookedAudioModel, residuals: torch.Tensor, chunk: int = 32) -> tuple[list[float], list[float], list[float]]:
     """LIS, mean entropy and mean KL(final ‖ layer) per layer for ``residuals`` ``[layers, frames, d_model]``.
 
     The last layer is the reference. Frames are processed in chunks so memory stays at
     ``layers × chunk × vocab`` floats. Small chunks are also faster: blocks of tens of MB are reused by the
     allocator, while blocks of hundreds of MB are fresh pages each time (2.5 s → 1.0 s for a 5 s clip on tiny.en).
     """
-    enc = model.model.model.encoder
-    unembed = model.model.model.decoder.embed_tokens.weight  # [vocab, d_model]
+    readout = model.adapter.readout("encoder")  # final layer norm, then the [vocab, d_model] unembedding
     n_layers, n_frames, _ = residuals.shape
     lis = torch.zeros(n_layers, dtype=torch.float64)
     ent = torch.zeros(n_layers, dtype=torch.float64)
     kl = torch.zeros(n_layers, dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, n_frames, chunk):
-            logits = enc.layer_norm(residuals[:, start : start + chunk]) @ unembed.T  # [layers, chunk, vocab]
+            logits = readout(residuals[:, start : start + chunk])  # [layers, chunk, vocab]
             logp = torch.log_softmax(logits.float(), dim=-1)
             p = logp.exp()
             final_p, final_logp = p[-1:], logp[-1:]
@@ -125,21 +128,19 @@ def logit_lens_stats(model, residuals: torch.Tensor, chunk: int = 32) -> tuple[l
     return (lis / n_frames).tolist(), (ent / n_frames).tolist(), (kl / n_frames).tolist()
 
 
-def top_tokens(model, residual: torch.Tensor, k: int = 3) -> list[list[str]]:
+def top_tokens(model: HookedAudioModel, residual: torch.Tensor, k: int = 3) -> list[list[str]]:
     """Top-``k`` tokens of the encoder logit lens for each frame of ``residual`` ``[frames, d_model]``."""
-    enc = model.model.model.encoder
-    unembed = model.model.model.decoder.embed_tokens.weight
     with torch.no_grad():
-        ids = (enc.layer_norm(residual) @ unembed.T).topk(k, dim=-1).indices.tolist()
+        ids = model.adapter.readout("encoder")(residual).topk(k, dim=-1).indices.tolist()
     return [[model.tokenizer.convert_ids_to_tokens(i) for i in row] for row in ids]
 
 
-def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, ...] = (), top_k: int = 3,
+def encoder_lens(model: HookedAudioModel, audio, *, decode: bool = True, top_k_layers: tuple[int, ...] = (), top_k: int = 3,
                  max_new_tokens: int = 96) -> EncoderLensResult:
     """Encoder logit lens and (with ``decode``) encoder lens for one clip on a Whisper model."""
     from otoscope.models.decode import greedy_whisper
 
-    if not model.is_whisper:
+    if "encoder" not in model.adapter.lens_kinds:
         raise OtoscopeError(f"{model.name} has no decoder: the encoder logit lens and encoder lens need Whisper; "
                             "geometry (norms, CKA, probes) applies to encoder-only models.")
     inputs = model.prepare(audio)
@@ -149,14 +150,14 @@ def encoder_lens(model, audio, *, decode: bool = True, top_k_layers: tuple[int, 
     grab = lambda t, hook: grabbed.__setitem__(hook.name, t)  # noqa: E731
     hooks = [("encoder.hook_embed", grab), ("encoder.blocks.*.hook_resid_post", grab)]
     with torch.no_grad(), model.hooks(hooks):
-        model.model.get_encoder()(inputs.features.to(model.device, model.dtype))  # the encoder alone, once
+        model.adapter.encode(inputs)  # the encoder alone, once
     n_real = int(inputs.frame_mask[0].sum())
     stack = torch.stack([grabbed[f"encoder.blocks.{i}.hook_resid_post"][0] for i in range(model.n_layers)])  # [layers, 1500, d_model]
     lis, ent, kl = logit_lens_stats(model, stack[:, :n_real])
     embed = grabbed["encoder.hook_embed"][0, :n_real]
     residuals = torch.cat([embed[None], stack[:, :n_real]]).float().cpu()  # [1 + layers, real frames, d_model]
     with torch.no_grad():
-        normed = model.model.model.encoder.layer_norm(stack)  # [layers, 1500, d_model]: one "clip" per layer
+        normed = model.adapter.final_norm("encoder")(stack)  # [layers, 1500, d_model]: one "clip" per layer
     encoder_out = normed[-1:]  # [1, frames, d_model]: the last layer's normed residual is the encoder output
     layers = [LayerLens(i, lis[i], ent[i], kl[i]) for i in range(model.n_layers)]
     transcript = ""

@@ -6,15 +6,20 @@ the way one would write it with hooks alone, re-running the whole model for ever
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from otoscope.lens.encoder import LayerLens, logit_lens_stats
 
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
-def encoder_lens_per_layer(model, audio, max_new_tokens: int = 96) -> list[LayerLens]:
+
+def encoder_lens_per_layer(model: HookedAudioModel, audio, max_new_tokens: int = 96) -> list[LayerLens]:
     """Logit-lens statistics and encoder-lens transcript of each layer, one full model run per layer."""
     out = []
-    norm = model.model.model.encoder.layer_norm
+    norm = model.adapter.final_norm("encoder")
     last = f"encoder.blocks.{model.n_layers - 1}.hook_resid_post"
     n_real = int(model.prepare(audio).frame_mask[0].sum())
     for layer in range(model.n_layers):
@@ -37,6 +42,6 @@ def encoder_lens_per_layer(model, audio, max_new_tokens: int = 96) -> list[Layer
     return out
 
 
-def encoder_lens_texts_per_layer(model, audio, max_new_tokens: int = 96) -> list[str]:
+def encoder_lens_texts_per_layer(model: HookedAudioModel, audio, max_new_tokens: int = 96) -> list[str]:
     """Only the transcripts of :func:`encoder_lens_per_layer`."""
     return [layer.encoder_lens_text for layer in encoder_lens_per_layer(model, audio, max_new_tokens)]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from otoscope._io import atomic_dir, check_output_dir, write_text_atomic
 from otoscope.errors import OtoscopeError
 
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
+
 LENS_FILES = ("lens.json",)  # marks a folder as an earlier run's output, which a new run may replace
 
 
-def run_lens(model, audio, out: str | Path) -> dict:
+def run_lens(model: HookedAudioModel, audio, out: str | Path) -> dict:
     """Run every lens that applies to ``model`` on one clip; write ``out/lens.json`` (+ PNGs) and return it.
 
     Whisper: encoder logit lens and encoder lens (``lens_layers.png``), plus the decoder logit lens per
@@ -23,14 +27,15 @@ def run_lens(model, audio, out: str | Path) -> dict:
     from otoscope.lens.plots import plot_layer_curves
 
     out = check_output_dir(out, LENS_FILES)
-    if model.is_whisper:
+    kinds = model.adapter.lens_kinds
+    if "encoder" in kinds and "decoder" in kinds:
         result = encoder_lens(model, audio, top_k_layers=tuple(range(model.n_layers)))
         data = result.to_json()
         decoder = decoder_logit_lens(model, audio)
         data["decoder_lens"] = json.loads(decoder.summary().to_json(orient="records"))
         data["not_applicable"] = ["CTC lens (Whisper has no CTC head)"]
         plots = [lambda folder: plot_layer_curves(result, folder / "lens_layers.png")]
-    elif getattr(model.model, "lm_head", None) is not None and model.tokenizer is not None:
+    elif "ctc" in kinds:
         table = ctc_lens(model, audio).table
         data = {"model": model.name, "transcript": str(table["text"].iloc[-1]), "saturation_layer": None,
                 "ctc_lens": json.loads(table.to_json(orient="records")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 import torch
@@ -19,6 +19,9 @@ from torch import nn
 
 from otoscope._io import atomic_path
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -181,15 +184,15 @@ def _frozen_norm(norm: nn.LayerNorm) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda h: nn.functional.layer_norm(h, norm.normalized_shape, weight, bias, norm.eps)
 
 
-def encoder_head(model) -> Callable[[torch.Tensor], torch.Tensor]:
+def encoder_head(model: HookedAudioModel) -> Callable[[torch.Tensor], torch.Tensor]:
     """Whisper's encoder logit-lens head (final layer norm, token embeddings), with frozen weights."""
-    norm = _frozen_norm(model.model.model.encoder.layer_norm)
-    unembed = model.model.model.decoder.embed_tokens.weight.detach()  # [vocab, d_model]
+    norm = _frozen_norm(model.adapter.final_norm("encoder"))
+    unembed = model.adapter.unembedding("encoder").detach()  # [vocab, d_model]
     return lambda h: norm(h) @ unembed.T
 
 
-def decoder_head(model) -> Callable[[torch.Tensor], torch.Tensor]:
+def decoder_head(model: HookedAudioModel) -> Callable[[torch.Tensor], torch.Tensor]:
     """Whisper's decoder head (final layer norm, output projection), with frozen weights."""
-    norm = _frozen_norm(model.model.model.decoder.layer_norm)
-    unembed = model.model.proj_out.weight.detach()
+    norm = _frozen_norm(model.adapter.final_norm("decoder"))
+    unembed = model.adapter.unembedding("decoder").detach()  # [vocab, d_model]
     return lambda h: norm(h) @ unembed.T

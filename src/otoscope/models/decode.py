@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,6 +12,9 @@ from otoscope.errors import OtoscopeError
 from otoscope.models.inputs import pad_tokens, waveform_features, whisper_features
 from otoscope.models.safeguards import (RepetitionGuard, SpeechGates, average_logprob, chosen_logprobs,
                                         compression_ratio, no_speech_probs, no_speech_token)
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -44,14 +48,14 @@ class Transcription:
         return self.text
 
 
-def _suppress_lists(model) -> tuple[list[int], list[int]]:
+def _suppress_lists(model: HookedAudioModel) -> tuple[list[int], list[int]]:
     gen = getattr(model.model, "generation_config", None)
     suppress = list(getattr(gen, "suppress_tokens", None) or [])
     begin = list(getattr(gen, "begin_suppress_tokens", None) or [])
     return suppress, begin
 
 
-def detect_language(model, encoder_states: torch.Tensor) -> list[str]:
+def detect_language(model: HookedAudioModel, encoder_states: torch.Tensor) -> list[str]:
     """Most likely language code per clip: the decoder's next token after ``<|startoftranscript|>``."""
     gen = model.model.generation_config
     lang_to_id: dict[str, int] = getattr(gen, "lang_to_id", None) or {}
@@ -73,7 +77,7 @@ def _cache_kwarg(hf) -> str:
 
 
 @torch.no_grad()
-def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_tokens: int,
+def greedy_whisper(model: HookedAudioModel, clips: list[Clip], language: str | None, max_new_tokens: int,
                    encoder_states: torch.Tensor | None = None,
                    repetition: RepetitionGuard | None = None) -> list[Transcription]:
     """Decode one batch of ≤30 s clips greedily with a KV cache.
@@ -141,9 +145,9 @@ def greedy_whisper(model, clips: list[Clip], language: str | None, max_new_token
 
 
 @torch.no_grad()
-def greedy_ctc(model, clips: list[Clip]) -> list[Transcription]:
+def greedy_ctc(model: HookedAudioModel, clips: list[Clip]) -> list[Transcription]:
     """Frame-wise argmax of a CTC head, repeats collapsed and blanks dropped."""
-    if not hasattr(model.model, "lm_head") or model.tokenizer is None:
+    if not model.adapter.can_transcribe:
         raise OtoscopeError(f"{model.name} has no CTC head and tokenizer, so it cannot transcribe; "
                             "load a fine-tuned checkpoint such as wav2vec2-base-960h.")
     values, attention = waveform_features(model.feature_extractor, clips, model.geometry)
@@ -157,7 +161,7 @@ def greedy_ctc(model, clips: list[Clip]) -> list[Transcription]:
     return results
 
 
-def transcribe(model, clips: list[Clip], *, batch_size: int = 8, language: str | None = None,
+def transcribe(model: HookedAudioModel, clips: list[Clip], *, batch_size: int = 8, language: str | None = None,
                max_new_tokens: int = 224, progress: bool = False, exact: bool = False,
                repetition: RepetitionGuard | None = None, no_speech_threshold: float | None = None,
                logprob_threshold: float | None = None) -> list[Transcription]:
@@ -175,7 +179,7 @@ def transcribe(model, clips: list[Clip], *, batch_size: int = 8, language: str |
     if exact and (repetition is not None or gates.active):
         raise OtoscopeError("exact=True decodes plain greedy tokens; drop repetition= and the no-speech / "
                             "logprob thresholds, or set exact=False.")
-    if not model.is_whisper:
+    if model.adapter.decoding != "seq2seq":
         if gates.active:
             raise OtoscopeError(f"{model.name} is a CTC model with no no-speech probability; "
                                 "the no-speech / logprob thresholds apply to Whisper only.")

@@ -94,6 +94,8 @@ class HookedAudioModel(nn.Module):
     @property
     def is_whisper(self) -> bool:
         """Deprecated: ask :attr:`adapter` for the capability instead (``has_decoder``, ``lens_kinds``…)."""
+        warnings.warn("model.is_whisper is deprecated; ask model.adapter for the capability you need "
+                      "(has_decoder, lens_kinds, decoding…) or compare model.family.", DeprecationWarning, stacklevel=2)
         return self.family == "whisper"
 
     @property

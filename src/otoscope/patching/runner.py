@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -32,6 +33,9 @@ from otoscope.patching.factored import applicable, cross_attention_modules, fact
 from otoscope.patching.kv import KV, cross_kv, cross_kv_rows, kv_modules, repeat_rows, substituted
 from otoscope.patching.metrics import Readout
 from otoscope.patching.rows import changed_frames_only, changed_index
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 
 @dataclass
@@ -77,7 +81,7 @@ def read_logits(logits: torch.Tensor, readout: Readout, batch: int) -> torch.Ten
 class FullForwardRunner:
     """Every patched batch runs the whole model, with the patch installed as a hook."""
 
-    def __init__(self, model):
+    def __init__(self, model: HookedAudioModel):
         self.model = model
 
     def _inputs(self, inputs: ModelInputs, readout: Readout, batch: int) -> ModelInputs:
@@ -116,7 +120,7 @@ class WhisperRunner:
 
     sparse_fraction = 0.5  # recompute keys/values frame by frame when at most this share of frames changed
 
-    def __init__(self, model):
+    def __init__(self, model: HookedAudioModel):
         self.model = model
         # On CPU the encoder is fastest one cell at a time (batched, its attention runs 20-30% slower per row on
         # 2 cores); the decoder, small per row, is batched everywhere. On a GPU everything is batched.
@@ -280,10 +284,11 @@ class WhisperRunner:
         return self.decode(memory, base.readout, batch, full_logits)
 
 
-def make_runner(model, engine: str = "auto"):
+def make_runner(model: HookedAudioModel, engine: str = "auto"):
     """The fastest exact runner for ``model`` (``engine='full'`` forces the plain full forward)."""
     if engine not in ("auto", "full"):
         from otoscope.errors import OtoscopeError
 
         raise OtoscopeError(f"engine must be 'auto' or 'full', got {engine!r}.")
-    return WhisperRunner(model) if model.is_whisper and engine == "auto" else FullForwardRunner(model)
+    fast = model.adapter.fast_patch_runner(model) if engine == "auto" else None
+    return fast or FullForwardRunner(model)

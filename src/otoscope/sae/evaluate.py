@@ -19,6 +19,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,9 @@ from otoscope.sae.corpus import Corpus, open_corpus
 from otoscope.sae.metrics import ReconstructionAccumulator, ReconstructionMetrics, StabilityResult, feature_match, sae_batch
 from otoscope.sae.model import SparseAutoencoder
 from otoscope.sae.splice import sae_hook, splice
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 EVAL_FILES = ("eval.json",)  # marks a folder as an earlier evaluation, which a new one may replace
 
@@ -140,7 +144,7 @@ class _Totals:
 
 
 @torch.no_grad()
-def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = None, batch_size: int = 4,
+def evaluate_sae(model: HookedAudioModel, sae: SparseAutoencoder, corpus, *, hook: str | None = None, batch_size: int = 4,
                  max_clips: int | None = None, spliced: bool = True, transcribe: bool = True,
                  compare: list[SparseAutoencoder | str | Path] = (), dense_threshold: float = 0.1,
                  out: str | Path | None = None) -> EvalReport:
@@ -159,9 +163,8 @@ def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = No
     corpus = corpus if isinstance(corpus, Corpus) else open_corpus(corpus, limit=max_clips)
     items = [corpus[i] for i in range(min(len(corpus), max_clips or len(corpus)))]
     decoder_hook = hook.startswith("decoder.") and ".cross_attn.hook_k" not in hook and ".cross_attn.hook_v" not in hook
-    has_ctc = hasattr(model.model, "lm_head") and not model.is_whisper
-    kind = "next-token" if model.is_whisper else ("ctc" if has_ctc else "hidden")
-    can_transcribe = transcribe and (model.is_whisper or (has_ctc and model.tokenizer is not None))
+    kind = "next-token" if model.has_decoder else ("ctc" if model.adapter.has_ctc_head else "hidden")
+    can_transcribe = transcribe and model.adapter.can_transcribe
     acc = ReconstructionAccumulator(sae.d_in, sae.d_sae)
     totals = _Totals()
     transcripts: list[dict] = []
@@ -169,12 +172,12 @@ def evaluate_sae(model, sae: SparseAutoencoder, corpus, *, hook: str | None = No
         batch = items[start : start + batch_size]
         clips = [Clip(c.samples, c.sample_rate, item.name) for item, c in
                  ((item, to_clip(item.audio, model.geometry.sample_rate, item.sample_rate)) for item in batch)]
-        need_text = spliced and model.is_whisper and any(not i.text for i in batch)  # CE needs a transcript
+        need_text = spliced and model.has_decoder and any(not i.text for i in batch)  # CE needs a transcript
         clean_text = [t.text for t in model.transcribe(clips, batch_size=len(clips))] \
             if (spliced and can_transcribe) or need_text else [None] * len(clips)
         refs = [item.text or text or "" for item, text in zip(batch, clean_text)]
-        if model.is_whisper:
-            room = model.config.max_target_positions - len(model.task_prefix())  # long transcripts are cut to fit
+        if model.has_decoder:
+            room = model.adapter.max_text_tokens  # long transcripts are cut to fit
             tokens = [(model.to_tokens(" " + r.strip() if r.strip() else "") + [model.eot])[:room] for r in refs]
             inputs = model.prepare(clips, tokens=tokens)
         else:

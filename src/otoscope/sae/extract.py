@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +26,9 @@ from otoscope.hooks.select import select
 from otoscope.sae.corpus import Corpus, CorpusItem, open_corpus
 from otoscope.sae.store import StoreInfo
 from otoscope.sae.writer import ShardWriter, index_rows
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 STORAGE_DTYPES = ("float16", "bfloat16", "float32")
 
@@ -88,7 +92,7 @@ class _Stop(Exception):
     """Raised by the last hook to end the forward pass early."""
 
 
-def _positions(model, names: list[str]) -> str:
+def _positions(model: HookedAudioModel, names: list[str]) -> str:
     token = [n for n in names if n.startswith("decoder.") and ".cross_attn.hook_k" not in n
              and ".cross_attn.hook_v" not in n]
     if token and len(token) != len(names):
@@ -108,7 +112,7 @@ def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return rank, world_size
 
 
-def _pieces(model, item: CorpusItem, positions: str) -> list[tuple[Clip, int]]:
+def _pieces(model: HookedAudioModel, item: CorpusItem, positions: str) -> list[tuple[Clip, int]]:
     """The clip (or its 30 s windows) with each piece's first frame."""
     clip = to_clip(item.audio, model.geometry.sample_rate, item.sample_rate)
     clip = Clip(clip.samples, clip.sample_rate, item.name)
@@ -122,7 +126,7 @@ def _pieces(model, item: CorpusItem, positions: str) -> list[tuple[Clip, int]]:
     return [(piece, start // hop) for piece, start in zip(split_windows(clip, window), range(0, len(clip.samples), window))]
 
 
-def _forward(model, clips: list[Clip], texts, names: list[str], early_stop: bool) -> tuple[ActivationCache, list[int] | None]:
+def _forward(model: HookedAudioModel, clips: list[Clip], texts, names: list[str], early_stop: bool) -> tuple[ActivationCache, list[int] | None]:
     store: dict[str, torch.Tensor] = {}
     last = names[-1]
 
@@ -131,7 +135,7 @@ def _forward(model, clips: list[Clip], texts, names: list[str], early_stop: bool
         if early_stop and hook.name == last:
             raise _Stop
 
-    inputs = model.prepare(clips, texts) if model.is_whisper else model.prepare(clips)
+    inputs = model.prepare(clips, texts) if model.has_decoder else model.prepare(clips)
     with torch.no_grad(), model.hooks([(n, grab) for n in names]):
         try:
             model.forward_inputs(inputs)
@@ -141,7 +145,7 @@ def _forward(model, clips: list[Clip], texts, names: list[str], early_stop: bool
     return cache, inputs.prefix_len
 
 
-def extract_activations(model, corpus, out: str | Path, config: ExtractConfig, *, rank: int | None = None,
+def extract_activations(model: HookedAudioModel, corpus, out: str | Path, config: ExtractConfig, *, rank: int | None = None,
                         world_size: int | None = None) -> ExtractResult:
     """Run ``model`` over ``corpus`` (see :func:`otoscope.sae.corpus.open_corpus`) and store the activations of
     ``config.hooks`` in ``out``; resumes a store that a previous run of the same extraction left unfinished.
@@ -223,7 +227,7 @@ def extract_activations(model, corpus, out: str | Path, config: ExtractConfig, *
     return _result(writer, names, len(mine), resumed_from)
 
 
-def _row_bytes(model, names: list[str], dtype: torch.dtype) -> int:
+def _row_bytes(model: HookedAudioModel, names: list[str], dtype: torch.dtype) -> int:
     """Approximate bytes per row (all hooks), from the model config, to size shards."""
     config = model.config
     d_model = getattr(config, "d_model", None) or getattr(config, "hidden_size", 512)

@@ -58,12 +58,12 @@ def edit(x: torch.Tensor, direction: Direction, alpha: float, where: torch.Tenso
     return x + change
 
 
-def _first_position(model) -> int:
-    return len(model.task_prefix()) - 1 if model.is_whisper else 0
+def _first_position(model: HookedAudioModel) -> int:
+    return max(len(model.task_prefix()) - 1, 0)  # the last prefix token predicts the first text token
 
 
 @contextlib.contextmanager
-def steering(model: "HookedAudioModel", direction: Direction, alpha: float | None = None, frames=None,
+def steering(model: HookedAudioModel, direction: Direction, alpha: float | None = None, frames=None,
              check_model: bool = True) -> Iterator[GateState]:
     """Steer ``model`` with ``direction`` while the block runs; yields the gate's state (scores per clip).
 

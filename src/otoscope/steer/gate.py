@@ -8,9 +8,14 @@ floor value, and a frame counts as real up to the last one whose mel frames rise
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 MEL_PER_FRAME = 2  # Whisper's second convolution has stride 2: two mel frames per encoder frame
 FLOOR_EPS = 1e-4  # log-mel values within this of the clip's minimum are padding (or digital silence)
@@ -52,9 +57,9 @@ class GateState:
         """The last clip scores ``[batch]`` (for reporting)."""
 
 
-def feature_hook(model, state: GateState):
+def feature_hook(model: HookedAudioModel, state: GateState):
     """A forward pre-hook on Whisper's encoder that records real-frame counts from its input features."""
-    if not model.is_whisper:
+    if model.adapter.input_kind != "mel" or model.geometry.window_frames is None:
         raise NotImplementedError(f"gated steering reads Whisper's padded features; {type(model.model).__name__} "
                                   "has no fixed window. Steer without a gate.")
     encoder = model.model.get_encoder()

@@ -17,7 +17,7 @@ Everything is chosen on the clips given (the fit set); nothing here looks at hel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -25,6 +25,9 @@ from otoscope.errors import OtoscopeError
 from otoscope.steer.direction import Direction, Gate
 from otoscope.steer.encoded import Encoded, encode, first_step
 from otoscope.steer.transcripts import decode, hallucination_rate, mean_wer
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 TARGET_TOKENS = ("...",)  # a word-free first token after which Whisper can end, or go on with the speech
 # (" ..." was tried too: animal sounds then go on "...Haha!")
@@ -68,7 +71,7 @@ def gate_opens(fit: GateFit, encoded: Encoded) -> torch.Tensor:
     return (encoded.layer_means[:, fit.layer] @ fit.gate.vector) > fit.gate.threshold
 
 
-def token_direction(model, token: str, layer: int, encoded: Encoded) -> Direction:
+def token_direction(model: HookedAudioModel, token: str, layer: int, encoded: Encoded) -> Direction:
     """Direction along ``token``'s unembedding at ``decoder.blocks.{layer}.hook_resid_post``, first position.
 
     Its scale is the mean residual norm at that hook and position over ``encoded``'s clips.
@@ -118,7 +121,7 @@ class SilenceFit:
     """Fit non-speech hallucination rate without steering."""
 
 
-def choose_silencer(model, speech: Sequence, nonspeech: Sequence, *, alphas: Sequence[float] = ALPHAS,
+def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequence, *, alphas: Sequence[float] = ALPHAS,
                     tokens: Sequence[str] = TARGET_TOKENS, layers: Sequence[int] | None = None,
                     encoded: tuple[Encoded, Encoded] | None = None, progress: bool = False) -> SilenceFit:
     """Choose target token, decoder layer, strength and gating on ``speech`` / ``nonspeech`` clips.
@@ -126,7 +129,7 @@ def choose_silencer(model, speech: Sequence, nonspeech: Sequence, *, alphas: Seq
     Picks the lowest non-speech hallucination rate among candidates whose speech transcripts change by at
     most ``MAX_WER_INCREASE`` WER; ties go to the gated variant, then the smaller strength, then the later layer.
     """
-    if not model.is_whisper:
+    if model.adapter.decoding != "seq2seq":
         raise NotImplementedError(f"silencing steers Whisper's decoder; {type(model.model).__name__} has none.")
     if len(speech) < 2 or len(nonspeech) < 2:
         raise OtoscopeError("steer silence needs at least 2 speech and 2 non-speech clips.")

@@ -257,13 +257,13 @@ def _clip_page(tmp: Path, features: FeaturesFile, spans: dict, run: ClipRun, db,
     (tmp / "clips" / f"{c}.html").write_text(html, encoding="utf-8")
 
 
-def _effects(model, sae, hook: str, features: FeaturesFile, chosen: list[int], shown, paths: dict, config: DashboardConfig):
+def _effects(model: HookedAudioModel, sae, hook: str, features: FeaturesFile, chosen: list[int], shown, paths: dict, config: DashboardConfig):
     """Per latent: its vocabulary effect (decoder hooks) or its ablation transcripts (encoder hooks)."""
     if features.is_decoder():
         effects = vocab_effects(model, sae, chosen, config.vocab_tokens)
         note = "The model has no unembedding matching this SAE's width (per-head hook?), so no vocabulary effect."
         return effects, {i: note for i in chosen if i not in effects}
-    can = model.has_decoder or (getattr(model.model, "lm_head", None) is not None and model.tokenizer is not None)
+    can = model.adapter.can_transcribe
     if not can or config.ablate_latents == 0 or config.ablate_clips == 0:
         why = "the model cannot transcribe" if not can else "ablation was turned off (--ablate 0)"
         return {}, {i: f"No ablation: {why}." for i in chosen}

@@ -4,22 +4,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from otoscope.report import html as H
 from otoscope.report import plots
-from otoscope.report.sections.context import ReportContext, Section, SectionResult, has_ctc_head, records
+from otoscope.report.sections.context import ReportContext, Section, SectionResult, records
+
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
 MAX_HEATMAP_TOKENS = 40  # decoder-lens heatmaps stay readable; report.json keeps every token
 MEL_FRAMES_PER_SECOND = 100  # Whisper's log-mel hop: 10 ms
 
 
-def not_applicable(model) -> list[str]:
+def not_applicable(model: HookedAudioModel) -> list[str]:
     """What the report leaves out for ``model``, one line each."""
-    if model.is_whisper:
-        return []
-    out = ["encoder logit lens, encoder lens and decoder logit lens (no decoder)",
-           "tuned lens and attention locality (they are measured through a Whisper decoder)"]
-    if not has_ctc_head(model):
+    kinds, out = model.adapter.lens_kinds, []
+    if not {"encoder", "decoder"} <= kinds:
+        out.append("encoder logit lens, encoder lens and decoder logit lens (no decoder)")
+    if "tuned" not in kinds or model.adapter.decoding != "seq2seq":
+        out.append("tuned lens and attention locality (they are measured through a Whisper decoder)")
+    if "ctc" not in kinds and not model.has_decoder:
         out.append("CTC lens (no CTC head and tokenizer)")
     return out
 
@@ -51,7 +56,7 @@ def _clip_detail(ctx: ReportContext, i: int, entry: dict) -> str:
     model, clip, assets = ctx.model, ctx.clips[i], ctx.assets
     transcription, lens = ctx.transcriptions[i], ctx.lenses[i]
     mel = None
-    if model.is_whisper:
+    if model.adapter.input_kind == "mel":
         features = model.prepare([clip]).features[0].numpy()  # [mels, 3000]
         mel = features[:, : max(1, int(round(clip.seconds * MEL_FRAMES_PER_SECOND)))]
     wave = plots.waveform_spectrogram(clip.samples, clip.sample_rate, Path(clip.name).name, assets / f"clip{i}_wave.png", mel)
@@ -75,7 +80,7 @@ def _clip_detail(ctx: ReportContext, i: int, entry: dict) -> str:
                       "emitted token", "decoder layer", colorbar_label="probability")
         entry["decoder_lens"] = records(dec.summary())
         body += H.image(f"assets/clip{i}_decoder.png", "decoder logit lens")
-    elif has_ctc_head(model):
+    elif "ctc" in model.adapter.lens_kinds:
         ctc = ctc_lens(model, [clip])
         entry["ctc_lens"] = records(ctc.table)
         body += H.table([("layer", "layer"), ("mean_prob", "mean prob of final token"), ("top1", "top-1 agreement"),

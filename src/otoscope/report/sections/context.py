@@ -52,7 +52,7 @@ class Section:
 class ReportContext:
     """The inputs of every section and the results they share (computed once)."""
 
-    model: "HookedAudioModel"
+    model: HookedAudioModel
     """The model the report is about."""
     clips: list["Clip"]
     """Every clip, validated and at the model's rate."""
@@ -94,27 +94,23 @@ def prepare(ctx: ReportContext) -> None:
     model = ctx.model
     detailed = ctx.clips[: ctx.n_detail]
     # Whisper: one encoder forward and one batched decode per detailed clip
-    lenses = [encoder_lens(model, [clip]) for clip in detailed] if model.is_whisper else [None] * len(detailed)
+    lenses = [encoder_lens(model, [clip]) for clip in detailed] if "encoder" in model.adapter.lens_kinds \
+        else [None] * len(detailed)
     ctx.lenses = lenses + [None] * (len(ctx.clips) - ctx.n_detail)
     ctx.transcriptions = _transcriptions(model, ctx.clips, ctx.lenses)
 
 
-def _transcriptions(model, clips, lenses) -> list:
+def _transcriptions(model: HookedAudioModel, clips, lenses) -> list:
     """Each clip's greedy transcript. Where an encoder lens ran, its last layer's decode *is* the model's
     transcript (that layer's normed residual is the encoder output), so only the other clips — and any
     whose lens decode hit its token limit — are transcribed."""
-    can = model.is_whisper or has_ctc_head(model)
+    can = model.adapter.can_transcribe
     out = [lens.transcription if lens is not None and lens.transcription.finished else None for lens in lenses]
     rest = [i for i, t in enumerate(out) if t is None]
     if can and rest:
         for i, result in zip(rest, model.transcribe([clips[i] for i in rest])):
             out[i] = result
     return out
-
-
-def has_ctc_head(model) -> bool:
-    """An encoder-only model with a CTC head and a tokenizer (it can transcribe and has a CTC lens)."""
-    return getattr(model.model, "lm_head", None) is not None and model.tokenizer is not None
 
 
 def records(frame) -> list[dict]:

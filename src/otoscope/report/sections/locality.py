@@ -11,7 +11,7 @@ from otoscope.report.sections.context import ReportContext, Section, SectionResu
 
 
 def _applies(ctx: ReportContext) -> bool:
-    return ctx.model.is_whisper and ctx.config.locality_clips > 0
+    return ctx.model.adapter.decoding == "seq2seq" and ctx.config.locality_clips > 0
 
 
 def build(ctx: ReportContext) -> SectionResult | None:

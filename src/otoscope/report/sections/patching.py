@@ -73,7 +73,7 @@ def build(ctx: ReportContext) -> SectionResult | None:
     pair_path, model = ctx.config.pair, ctx.model
     if not pair_path:
         return None
-    if not model.is_whisper:
+    if not model.has_decoder:
         ctx.step("activation patching")
         return SectionResult("patching", "Activation patching", "Patching",
                              f'<p class="na">The patching section of the report uses a Whisper decoder metric; run '

@@ -3,14 +3,19 @@ compared by KL to the final layer on held-out frames (encoder) and transcript to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from otoscope.report import html as H
 from otoscope.report import plots
 from otoscope.report.sections.context import ReportContext, Section, SectionResult, records
 
+if TYPE_CHECKING:  # typing only: importing hooked.py here would cycle or slow the CLI
+    from otoscope.models.hooked import HookedAudioModel
 
-def _decoder_residuals(model, clips, transcriptions) -> torch.Tensor:
+
+def _decoder_residuals(model: HookedAudioModel, clips, transcriptions) -> torch.Tensor:
     """Decoder ``hook_resid_post`` at every emitted position of the model's own transcripts: [layers, tokens, d_model]."""
     chunks = []
     names = [f"decoder.blocks.{i}.hook_resid_post" for i in range(model.n_decoder_layers)]
@@ -29,7 +34,7 @@ def build(ctx: ReportContext) -> SectionResult | None:
     from otoscope.lens.tuned import TunedLensConfig, decoder_head, encoder_head, train_tuned_lens
 
     model, steps, min_examples = ctx.model, ctx.config.tuned_lens_steps, ctx.config.tuned_lens_min_examples
-    if not (model.is_whisper and steps > 0):
+    if not ("tuned" in model.adapter.lens_kinds and steps > 0):
         ctx.step("tuned lens")
         return None
     items, transcriptions = ctx.items, ctx.transcriptions
