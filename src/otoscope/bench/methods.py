@@ -2,8 +2,8 @@
 
 Each method maps an open patching session and a sweep's settings to one normalised score per cell
 (``(patched − corrupt) / (clean − corrupt)``, as exact patching reports), in the order of the exact
-sweep's cells. Exact patching is the reference the others are scored against. This table is the one
-place to register a method; a registry in :mod:`otoscope.patching` can replace it name for name.
+sweep's cells. Exact patching is the reference the others are scored against. The methods are
+:data:`otoscope.patching.methods.METHODS`, name for name: a method registered there is benchmarked here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from otoscope.errors import OtoscopeError, did_you_mean
+from otoscope.patching.methods import METHODS as REGISTRY
 
 REFERENCE = "exact"  # the method every other one is scored against
 
@@ -35,26 +36,16 @@ def _sweep(method: str, **extra):
     def run(session, options: dict, seed: int) -> np.ndarray:
         from otoscope.patching import sweep
 
-        result = sweep(session, method=method, **options, **extra)
+        seeded = {"seed": seed} if method == "random" else {}  # the floor's scores: stable per pair, not per run
+        result = sweep(session, method=method, **options, **extra, **seeded)
         return np.array([c.normalized for c in result.cells], dtype=np.float64)
     return run
 
 
-def _random(session, options: dict, seed: int) -> np.ndarray:
-    """Uniform random scores: the floor every method must beat (no model runs)."""
-    from otoscope.patching.config import config_from
-
-    config = config_from(None, options)
-    cells = session.cells(config, session.hook_names(config.hooks))
-    return np.random.default_rng(seed).uniform(0, 1, len(cells))
-
-
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("exact", "one patched run per cell (the reference)", _sweep("exact")),
-    Method("attribution", "first-order estimate: one forward and one backward pass", _sweep("attribution")),
-    Method("attribution-ig", "integrated gradients over 5 interpolated inputs", _sweep("attribution-ig", ig_steps=5)),
-    Method("random", "uniform random scores (the floor)", _random),
-)}
+METHODS: dict[str, Method] = {
+    name: Method(name, (fn.__doc__ or name).split(": ``")[0], _sweep(name, **({"ig_steps": 5} if name == "attribution-ig" else {})))
+    for name, fn in REGISTRY.items()}
+"""Every method of the patching registry, run through ``sweep(session, method=name)``."""
 
 
 def parse_methods(spec: str) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from otoscope.patching.result import spearman
+from otoscope.patching.scores import pearson
 
 TOP_K = 5  # cells compared by top-k recall
 
@@ -25,15 +26,6 @@ def effect(normalized, direction: str) -> np.ndarray:
     """Importance of each cell: recovery (denoising) or loss (noising); NaN stays NaN."""
     x = np.asarray(normalized, dtype=np.float64)
     return x if direction == "denoising" else 1.0 - x
-
-
-def pearson(a, b) -> float:
-    """Pearson correlation over the cells where both are finite; NaN when either side is constant."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    if keep.sum() < 2 or a[keep].std() == 0 or b[keep].std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a[keep], b[keep])[0, 1])
 
 
 def top_k_recall(reference, estimate, k: int = TOP_K) -> float:

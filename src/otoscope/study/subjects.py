@@ -113,8 +113,7 @@ class AudioSubject(Subject):
 
     @property
     def family(self) -> str:
-        adapter = getattr(self.model, "adapter", None)
-        return getattr(adapter, "family", None) or ("whisper" if self.model.is_whisper else "ctc")
+        return self.model.family
 
     def hook_names(self) -> list[str]:
         return [n for n, p in self.model.points.items() if n.startswith("encoder.") and p.shape == "[batch, frames, d_model]"]
