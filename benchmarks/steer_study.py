@@ -2,15 +2,18 @@
 
 Baselines: Whisper tiny.en as it is, and Whisper's own no-speech gate (P(<|nocaptions|>) ≥ 0.6 → empty
 transcript, openai/whisper's ``no_speech_threshold``), which is what a competent user would switch on
-to stop non-speech transcripts. Everything is timed once, end to end (stimuli, encoder, decoding).
-Prints the study's summary as the last line: one JSON object with hallucination_rate_baseline,
-hallucination_rate_gate, hallucination_rate_steered, reduction, wer_clean, wer_steered, wer_increase,
-plus seconds.
+to stop non-speech transcripts. Everything is timed once, end to end (stimuli, SAE training, encoder,
+decoding). Prints the study's summary as the last line: one JSON object with hallucination_rate_baseline,
+hallucination_rate_gate, hallucination_rate_steered, reduction, wer_clean, wer_steered, wer_increase, the
+held-out counts and 95 % intervals, each method's own fit-half choice on held-out data (``methods``:
+direction-gated and latent-gated decoder push, latent clamps), plus seconds and the 1-minute load average
+at the start and the end (the machine is shared).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -18,6 +21,8 @@ from otoscope.steer.study import run_study
 
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "out/steer_study"
+    load_start = os.getloadavg()[0]
     started = time.time()
     result = run_study(out, progress=False)
-    print(json.dumps({**result.summary, "seconds": round(time.time() - started, 1)}))
+    print(json.dumps({**result.summary, "seconds": round(time.time() - started, 1), "load_start": round(load_start, 1),
+                      "load_end": round(os.getloadavg()[0], 1)}))

@@ -121,3 +121,25 @@ def test_long_clip_windows_number_frames_from_the_clip_start(tiny_whisper, whisp
     assert stats.clips[0]["frames"] == geometry.n_frames(16000 * 30) + geometry.n_frames(16000 * 2) == 1600
     assert stats.clips[0]["seconds"] == pytest.approx(32.0)
     assert int(stats.columns["top_frame"].max()) >= 1500  # frames of the second window follow the first
+
+
+@pytest.mark.parametrize("raw, label", [(" door.", "door"), ("Hello,", "Hello"), (" don't", "don't"),
+                                        ('"well-known"', "well-known"), (" ...", ""), (" —", ""), ("(London)!", "London")])
+def test_word_label_strips_surrounding_punctuation(raw, label):
+    from otoscope.features.labels import word_label
+
+    assert word_label(raw) == label
+
+
+def test_word_spans_are_labelled_without_punctuation(tmp_path):
+    from otoscope.audio.frames import whisper_geometry
+    from otoscope.features.labels import WORD, build_labels
+
+    spans = [{"word": " Open", "start": 0.0, "end": 0.3}, {"word": " the", "start": 0.3, "end": 0.5},
+             {"word": " door.", "start": 0.5, "end": 0.9}, {"word": " ...", "start": 0.9, "end": 1.0},
+             {"word": " door!", "start": 1.0, "end": 1.2}]
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"path": "a.flac", "words": spans}) + "\n")
+    table = build_labels(["a.flac"], [{}], [WORD], path, whisper_geometry(), 10)
+    assert table.spans[0].words == ["Open", "the", "door", "door"]  # "..." is no word; "door." and "door!" are one class
+    assert table.classes[WORD][0] == "door"

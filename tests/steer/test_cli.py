@@ -88,7 +88,7 @@ def test_silence_chooses_and_saves_an_intervention_that_transcribe_applies(tmp_p
     dog = [r["path"] for r in manifest if r["kind"] == "nonspeech"]
     out = tmp_path / "silence"
     assert main(["steer", "silence", "--speech", speech[0]["path"], speech[1]["path"], "--nonspeech", *dog, noise_file,
-                 "--out", str(out), "--layers", "3", "--alphas", "1"]) == 0
+                 "--out", str(out), "--layers", "3", "--alphas", "1", "--no-latents"]) == 0
     assert "hallucination rate 1.00 → 0.00" in capsys.readouterr().out
     assert main(["transcribe", "--json", speech[0]["path"], noise_file, "--steer", str(out)]) == 0
     texts = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]

@@ -39,13 +39,22 @@ def _cmd_silence(args) -> None:
     from otoscope.models.loader import load
     from otoscope.steer.silence import choose_silencer
 
+    from otoscope.steer.sae_fit import load_steer_saes, train_steer_saes
+
     model = load(args.model, device=args.device)
     kwargs = {"alphas": tuple(args.alphas)} if args.alphas else {}
-    fit = choose_silencer(model, [str(f) for f in args.speech], [str(f) for f in args.nonspeech], layers=args.layers,
-                          progress=True, **kwargs)
-    folder = fit.direction.save(args.out, created_by="otoscope steer silence")
+    speech, nonspeech = [str(f) for f in args.speech], [str(f) for f in args.nonspeech]
+    saes = None
+    if args.sae is not None:
+        saes = load_steer_saes(model, args.sae).saes
+    elif not args.no_latents:
+        print("training one small SAE per encoder layer on the given clips (--no-latents skips this)")
+        saes = train_steer_saes(model, model.clips(speech + nonspeech), range(model.n_layers), progress=True).saes
+    fit = choose_silencer(model, speech, nonspeech, layers=args.layers, progress=True, saes=saes, **kwargs)
+    folder = fit.intervention.save(args.out, created_by="otoscope steer silence")
     c = fit.chosen
-    print(f"{c.method} '{c.token}' at decoder layer {c.layer}, α {c.alpha:g}: non-speech hallucination rate "
+    where = f"encoder layer {c.layer}" if "encoder" in c.method else f"'{c.token}' at decoder layer {c.layer}"
+    print(f"{c.method} {where}, α {c.alpha:g}: non-speech hallucination rate "
           f"{fit.baseline_hallucination_rate:.2f} → {c.hallucination_rate:.2f}, speech WER change {c.wer_change:+.3f} → {folder}")
 
 
@@ -53,7 +62,8 @@ def _cmd_study(args) -> None:
     _check_out(args)
     from otoscope.steer.study import StudyConfig, run_study
 
-    config = StudyConfig(model=args.model, n_speech=args.n_speech, noise_per_kind=args.noise_per_kind, seed=args.seed)
+    config = StudyConfig(model=args.model, n_speech=args.n_speech, noise_per_kind=args.noise_per_kind, seed=args.seed,
+                         sae=None if args.sae is None else str(args.sae), latents=not args.no_latents)
     result = run_study(args.out, config, progress=not args.quiet)
     print(f"wrote {Path(args.out) / 'study.json'}, study.html, plots and the chosen steering folder silence/")
     print(json.dumps(result.summary))
@@ -87,6 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", type=nonneg_int, nargs="+", default=None, help="decoder layers to try (default: all)")
     p.add_argument("--alphas", type=finite_float, nargs="+", default=None,
                    help="strengths to try, in units of the mean residual norm (default 0.25 0.5 1)")
+    latents = p.add_mutually_exclusive_group()
+    latents.add_argument("--sae", type=Path, default=None,
+                         help="SAE folder (one SAE, or one per encoder.blocks.N.hook_resid_post) for the latent candidates "
+                              "(default: train a small SAE per encoder layer on the given clips)")
+    latents.add_argument("--no-latents", action="store_true", help="try no SAE-latent candidates (no SAE training)")
     model_args(p)
     p.set_defaults(func=_cmd_silence)
 
@@ -96,5 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-speech", type=positive_int, default=8, help="speech sentences per split (default 8)")
     p.add_argument("--noise-per-kind", type=positive_int, default=1, help="synthetic noises per kind per split (default 1)")
     p.add_argument("--seed", type=int, default=0)
+    latents = p.add_mutually_exclusive_group()
+    latents.add_argument("--sae", type=Path, default=None,
+                         help="SAE folder for the latent half (default: train a small SAE per encoder layer on the fit half)")
+    latents.add_argument("--no-latents", action="store_true", help="skip the SAE-latent half")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_study)

@@ -181,13 +181,13 @@ def latent_firing(model: "HookedAudioModel", sae: "SparseAutoencoder", corpus, l
     real frames of ``corpus`` (Whisper's padding dropped; clips over 30 s numbered from their start)."""
     from tqdm.auto import tqdm
 
-    from otoscope.features.run import _pieces, hook_activations
+    from otoscope.features.run import clip_pieces, hook_activations
 
     chosen = torch.as_tensor(list(latents), dtype=torch.long, device=sae.device)
     bar = tqdm(total=len(corpus), desc="score", unit="clip", disable=not progress)
     for start in range(0, len(corpus), batch_size):
         stop = min(start + batch_size, len(corpus))
-        pieces = [(i, piece, first) for i in range(start, stop) for piece, first in _pieces(model, corpus[i])]
+        pieces = [(i, piece, first) for i in range(start, stop) for piece, first in clip_pieces(model, corpus[i])]
         for p0 in range(0, len(pieces), batch_size):
             batch = pieces[p0 : p0 + batch_size]
             x, mask = hook_activations(model, [p for _, p, _ in batch], hook)
@@ -232,7 +232,7 @@ def score_explanations(model: "HookedAudioModel", sae: "SparseAutoencoder", clip
     needs a Whisper model). Rules whose key no held-out clip carries stay unscored. Returns new
     explanations in the same order.
     """
-    from otoscope.features.run import _corpus_meta
+    from otoscope.features.run import corpus_meta
     from otoscope.sae.corpus import open_corpus
 
     rules = [e for e in explanations if e.key is not None]
@@ -241,7 +241,7 @@ def score_explanations(model: "HookedAudioModel", sae: "SparseAutoencoder", clip
     corpus = open_corpus(clips)
     if len(corpus) == 0:
         raise OtoscopeError("the held-out corpus is empty; pass a folder or manifest with at least one clip.")
-    names, clip_labels = _corpus_meta(corpus)
+    names, clip_labels = corpus_meta(corpus)
     present = {k for labels in clip_labels for k, v in labels.items() if v not in (None, "")}
     keys = sorted({e.key for e in rules if e.key != WORD and e.key in present})
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from otoscope.errors import OtoscopeError
 
 WORD = "word"
 OTHER = "<other>"
+_EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)  # leading / trailing non-word characters
 
 
 @dataclass
@@ -34,7 +36,7 @@ class ClipSpans:
     ends: np.ndarray
     """``[spans]`` one past the last frame."""
     words: list[str]
-    """The words (stripped)."""
+    """The words (:func:`word_label`: no surrounding spaces or punctuation)."""
     first_id: int
     """Global id of this clip's first span."""
 
@@ -105,6 +107,13 @@ class LabelTable:
                 word_class[sel[has]] = cls
             out[WORD] = word_class
         return out, span_id
+
+
+def word_label(word: str) -> str:
+    """A word as a label: without surrounding spaces and punctuation (Whisper's ``" door."`` → ``"door"``), so
+    one word is one class wherever it falls in a sentence; inner apostrophes and hyphens stay (``"don't"``).
+    Empty for a token with no letters or digits (``"..."``, ``"—"``), which is then not a word span."""
+    return _EDGE_PUNCTUATION.sub("", word.strip())
 
 
 def _value(v) -> str | None:
@@ -188,11 +197,11 @@ def build_labels(names: list[str], clip_labels: list[dict], keys: list[str], spa
         counts: Counter = Counter()
         first = 0
         for clip in sorted(matched):
-            words = [w for w in matched[clip] if str(w.get("word", "")).strip()]
+            words = [w for w in matched[clip] if word_label(str(w.get("word", "")))]
             starts = np.asarray(geometry.convert([float(w["start"]) for w in words], "seconds", "frames"), dtype=np.int64).reshape(-1)
             ends = np.asarray(geometry.convert([float(w["end"]) for w in words], "seconds", "frames"), dtype=np.int64).reshape(-1)
             ends = np.maximum(ends, starts + 1)
-            text = [str(w["word"]).strip() for w in words]
+            text = [word_label(str(w["word"])) for w in words]
             counts.update(text)
             table.spans[clip] = ClipSpans(starts, ends, text, first)
             first += len(words)

@@ -41,7 +41,7 @@ def _check_hook(model, sae: SparseAutoencoder, hook: str | None) -> str:
     return hook
 
 
-def _pieces(model, item) -> list[tuple[Clip, int]]:
+def clip_pieces(model, item) -> list[tuple[Clip, int]]:
     """The clip (or its 30 s windows) with each piece's first frame."""
     clip = to_clip(item.audio, model.geometry.sample_rate, item.sample_rate)
     clip = Clip(clip.samples, clip.sample_rate, item.name)
@@ -92,7 +92,7 @@ def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _corpus_meta(corpus: Corpus) -> tuple[list[str], list[dict]]:
+def corpus_meta(corpus: Corpus) -> tuple[list[str], list[dict]]:
     """Names and labels of every clip without decoding audio where the source allows."""
     dataset = getattr(corpus, "_dataset", None)
     if dataset is not None:
@@ -133,7 +133,7 @@ def feature_stats(model, sae: SparseAutoencoder, corpus, config: FeaturesConfig 
             raise OtoscopeError("WORLD_SIZE > 1 but no process group; run under torchrun via `otoscope sae features`.")
     labels = LabelTable()
     if config.labels or config.spans is not None:
-        names, clip_labels = _corpus_meta(corpus)
+        names, clip_labels = corpus_meta(corpus)
         labels = build_labels(names, clip_labels, config.labels, config.spans, model.geometry, config.max_classes)
     sae = sae.to(model.device).eval()
     acc = FeatureAccumulator(sae.d_sae, config, labels)
@@ -147,7 +147,7 @@ def feature_stats(model, sae: SparseAutoencoder, corpus, config: FeaturesConfig 
         while position < len(mine) and len(pieces) < config.batch_size:
             item = corpus[mine[position]]
             position += 1
-            item_pieces = _pieces(model, item)
+            item_pieces = clip_pieces(model, item)
             seconds = sum(c.seconds for c, _ in item_pieces)
             records[item.index] = {"clip": item.name, "frames": 0, "seconds": round(seconds, 4),
                                    "labels": {k: v for k, v in item.labels.items()

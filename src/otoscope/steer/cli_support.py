@@ -17,8 +17,7 @@ def maybe_steering(model, folder: str | Path | None, alpha: float | None = None)
             raise OtoscopeError("--alpha sets the strength of --steer; pass a steering folder with --steer DIR.")
         yield
         return
-    from otoscope.steer.apply import steering
-    from otoscope.steer.direction import Direction
+    from otoscope.steer.saved import steering_folder
 
-    with steering(model, Direction.load(folder, model.name), alpha):
+    with steering_folder(model, folder, alpha):  # a direction or a latent steer, as the folder says
         yield

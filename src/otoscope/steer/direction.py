@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from otoscope._io import atomic_dir
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:
+    from otoscope.steer.latent_steer import LatentGate
 
 KINDS = ("add", "project_out")
 UNITS = ("mean_norm", "raw")
@@ -60,6 +64,10 @@ class Gate:
         self.vector = _unit(self.vector)
         self.threshold = check_alpha(self.threshold)
 
+    def frame_scores(self, acts: torch.Tensor) -> torch.Tensor:
+        """Projection of ``acts`` ``[batch, frames, d_model]`` on the unit vector → ``[batch, frames]``."""
+        return acts.float() @ self.vector.to(acts.device, torch.float32)
+
 
 @dataclass
 class Direction:
@@ -81,8 +89,9 @@ class Direction:
     """Mean activation norm at the hook on the data the direction was fitted on."""
     positions: str = "all"
     """Decoder hooks: ``all`` positions, or ``first``: only the position predicting the first text token."""
-    gate: Gate | None = None
-    """Optional gate: steer only clips (or frames) that score above its threshold."""
+    gate: "Gate | LatentGate | None" = None
+    """Optional gate: steer only clips (or frames) that score above its threshold (a projection
+    :class:`Gate`, or a :class:`~otoscope.steer.latent_steer.LatentGate` on SAE latents)."""
     meta: dict = field(default_factory=dict)
     """Free-form provenance: how it was fitted, figures on the fit set."""
 
@@ -115,10 +124,15 @@ class Direction:
                 "kind": self.kind, "units": self.units, "scale": self.scale, "positions": self.positions,
                 "gate": None, "created_by": created_by, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "meta": self.meta}
-        if self.gate is not None:
+        latent_gate = self.gate is not None and not isinstance(self.gate, Gate)
+        if self.gate is not None and not latent_gate:
             tensors["gate"] = self.gate.vector.float().contiguous()
             info["gate"] = {"hook": self.gate.hook, "threshold": self.gate.threshold, "mode": self.gate.mode}
         with atomic_dir(folder, markers=STEER_MARKERS) as tmp:
+            if latent_gate:  # a LatentGate: its SAE travels in the folder (see otoscope.steer.latent_steer)
+                from otoscope.steer.latent_steer import write_sae
+
+                info["gate"] = self.gate.to_json(write_sae(self.gate.sae, tmp))
             save_file(tensors, str(tmp / "direction.safetensors"))
             (tmp / "steer.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         return Path(folder)
@@ -138,16 +152,23 @@ class Direction:
                                 f"run with --model {info['model']} or fit a direction for {model}.")
         tensors = load_file(str(folder / "direction.safetensors"))
         gate = None
-        if info.get("gate"):
+        if info.get("gate") and info["gate"].get("type") == "latents":
+            from otoscope.steer.latent_steer import LatentGate
+
+            gate = LatentGate.from_json(info["gate"], folder)
+        elif info.get("gate"):
             gate = Gate(info["gate"]["hook"], tensors["gate"], info["gate"]["threshold"], info["gate"]["mode"])
         return cls(tensors["direction"], info["hook"], info["model"], info["alpha"], info["kind"], info["units"],
                    info["scale"], info.get("positions", "all"), gate, info.get("meta", {}))
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (no tensors)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("vector", "gate")}
-        out["gate"] = None if self.gate is None else {"hook": self.gate.hook, "threshold": self.gate.threshold,
-                                                      "mode": self.gate.mode}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("vector", "gate")}
+        if self.gate is None or isinstance(self.gate, Gate):
+            out["gate"] = None if self.gate is None else {"hook": self.gate.hook, "threshold": self.gate.threshold,
+                                                          "mode": self.gate.mode}
+        else:
+            out["gate"] = self.gate.to_json()
         return out
 
 

@@ -6,8 +6,8 @@ these cached encoder states instead of re-running the encoder for every setting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -16,6 +16,9 @@ from otoscope.audio.io import Clip
 from otoscope.errors import OtoscopeError
 from otoscope.models.inputs import whisper_features
 from otoscope.steer.gate import real_frame_counts, real_mask
+
+if TYPE_CHECKING:
+    from otoscope.sae.model import SparseAutoencoder
 
 
 @dataclass
@@ -34,6 +37,10 @@ class Encoded:
     """``[layers]`` sum of activation norms over all real frames (for the mean norm)."""
     n_frames: torch.Tensor
     """``[clips]`` real frames per clip (as the live gate counts them)."""
+    latent_sums: dict[int, torch.Tensor] = field(default_factory=dict)
+    """Per encoder layer with an SAE: ``[clips, d_sae]`` sum of each latent's activation over the clip's real frames."""
+    latent_fires: dict[int, torch.Tensor] = field(default_factory=dict)
+    """Per encoder layer with an SAE: ``[clips, d_sae]`` real frames where each latent fires (> 0)."""
 
     @property
     def mean_norms(self) -> torch.Tensor:
@@ -42,14 +49,25 @@ class Encoded:
 
     def __add__(self, other: "Encoded") -> "Encoded":
         """Both sets, rows of ``self`` first."""
+        layers = self.latent_sums.keys() & other.latent_sums.keys()
         return Encoded(self.clips + other.clips, torch.cat([self.states, other.states]),
                        torch.cat([self.layer_means, other.layer_means]), self.frame_sums + other.frame_sums,
-                       self.frame_norm_sums + other.frame_norm_sums, torch.cat([self.n_frames, other.n_frames]))
+                       self.frame_norm_sums + other.frame_norm_sums, torch.cat([self.n_frames, other.n_frames]),
+                       {i: torch.cat([self.latent_sums[i], other.latent_sums[i]]) for i in layers},
+                       {i: torch.cat([self.latent_fires[i], other.latent_fires[i]]) for i in layers})
 
 
 @torch.no_grad()
-def encode(model, clips: Sequence[Clip], batch_size: int = 8, progress: bool = False) -> Encoded:
-    """Run Whisper's encoder on ``clips`` once, keeping what decoder-side steering and gates need."""
+def encode(model, clips: Sequence[Clip], batch_size: int = 8, progress: bool = False,
+           saes: dict[int, "SparseAutoencoder"] | None = None) -> Encoded:
+    """Run Whisper's encoder on ``clips`` once, keeping what decoder-side steering and gates need.
+
+    With ``saes`` (encoder layer → SAE on its ``hook_resid_post``), also each latent's activation sum and
+    firing count over every clip's real frames (``latent_sums``, ``latent_fires``).
+    """
+    saes = saes or {}
+    latent_sums: dict[int, list] = {i: [] for i in saes}
+    latent_fires: dict[int, list] = {i: [] for i in saes}
     hooks = [f"encoder.blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
     clips = model.clips(list(clips))
     states, means, counts = [], [], []
@@ -68,11 +86,17 @@ def encode(model, clips: Sequence[Clip], batch_size: int = 8, progress: bool = F
         means.append((acts * mask).sum(2) / n[:, None, None])
         sums += (acts * mask).sum((0, 2)).cpu()
         norms += (acts.norm(dim=-1) * mask[..., 0]).sum((0, 2)).cpu()
+        for i, sae in saes.items():
+            for b in range(acts.shape[0]):
+                z = sae.encode(acts[b, i, : int(n[b])].to(sae.device))  # [real frames, d_sae]
+                latent_sums[i].append(z.sum(0).cpu())
+                latent_fires[i].append((z > 0).sum(0).cpu())
         states.append(out.cpu())
         counts.append(n.cpu())
         bar.update(len(batch))
     bar.close()
-    return Encoded(clips, torch.cat(states), torch.cat(means).cpu(), sums, norms, torch.cat(counts))
+    return Encoded(clips, torch.cat(states), torch.cat(means).cpu(), sums, norms, torch.cat(counts),
+                   {i: torch.stack(v) for i, v in latent_sums.items()}, {i: torch.stack(v) for i, v in latent_fires.items()})
 
 
 @torch.no_grad()

@@ -38,11 +38,15 @@ def real_mask(counts: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.arange(frames, device=counts.device)[None, :] < counts[:, None].to(torch.long)
 
 
+def real_mean(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean of per-frame ``scores`` ``[batch, frames]`` over each clip's real frames → ``[batch]``."""
+    mask = real_mask(counts.to(scores.device), scores.shape[1]).float()
+    return (scores * mask).sum(1) / mask.sum(1)
+
+
 def clip_scores(acts: torch.Tensor, vector: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Mean projection of ``acts`` ``[batch, frames, d_model]`` on unit ``vector`` over each clip's real frames → ``[batch]``."""
-    proj = acts.float() @ vector.to(acts.device, torch.float32)  # [batch, frames]
-    mask = real_mask(counts, proj.shape[1]).float()
-    return (proj * mask).sum(1) / mask.sum(1)
+    return real_mean(acts.float() @ vector.to(acts.device, torch.float32), counts)
 
 
 class GateState:
@@ -74,14 +78,19 @@ def feature_hook(model: HookedAudioModel, state: GateState):
 
 
 def gate_fn(gate, state: GateState):
-    """Hook function at ``gate.hook``: scores the activation and sets ``state.open``."""
+    """Hook function at ``gate.hook``: scores the activation and sets ``state.open``.
+
+    ``gate`` is a :class:`~otoscope.steer.direction.Gate` (projection on a vector) or a
+    :class:`~otoscope.steer.latent_steer.LatentGate` (summed SAE latents): both score frames with
+    ``gate.frame_scores(acts)`` → ``[batch, frames]``.
+    """
     def fn(acts: torch.Tensor, hook):
         counts = state.counts if state.counts is not None else torch.full((acts.shape[0],), acts.shape[1])
+        scores = gate.frame_scores(acts)  # [batch, frames]
         if gate.mode == "clip":
-            state.scores = clip_scores(acts, gate.vector, counts)
+            state.scores = real_mean(scores, counts)
             state.open = state.scores > gate.threshold
         else:
-            proj = acts.float() @ gate.vector.to(acts.device, torch.float32)
-            state.open = (proj > gate.threshold) & real_mask(counts, proj.shape[1])
+            state.open = (scores > gate.threshold) & real_mask(counts.to(scores.device), scores.shape[1])
         return None
     return fn

@@ -32,12 +32,17 @@ def hallucination_rate(texts: Sequence[str]) -> float:
     return sum(map(is_hallucination, texts)) / len(texts) if texts else 0.0
 
 
-def mean_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Mean per-clip WER (Whisper's basic normaliser; see :func:`otoscope.lens.encoder.word_error_rate`)."""
+def clip_wers(references: Sequence[str], hypotheses: Sequence[str]) -> list[float]:
+    """Per-clip WER (Whisper's basic normaliser; see :func:`otoscope.lens.encoder.word_error_rate`)."""
     from otoscope.lens.encoder import word_error_rate
 
-    pairs = list(zip(references, hypotheses))
-    return sum(word_error_rate(r, h) for r, h in pairs) / len(pairs) if pairs else 0.0
+    return [word_error_rate(r, h) for r, h in zip(references, hypotheses)]
+
+
+def mean_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Mean per-clip WER (:func:`clip_wers`; 0 for no clips)."""
+    wers = clip_wers(references, hypotheses)
+    return sum(wers) / len(wers) if wers else 0.0
 
 
 def decode(model, encoded: Encoded, direction: Direction | None = None, alpha: float | None = None,
