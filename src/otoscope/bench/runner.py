@@ -126,14 +126,14 @@ def run_unit(model: HookedAudioModel, task_name: str, pair: BenchPair, direction
     from otoscope.bench.metrics import check_clean, session_options
     from otoscope.patching import open_session
     from otoscope.patching.api import cell_results
-    from otoscope.patching.config import config_from
+    from otoscope.patching.config import SweepConfig
 
     task = TASKS[task_name]
     unit = UnitResult(model.name, task_name, pair.id, direction, "ok")
     session = open_session(model, pair.clean, pair.corrupt, **session_options(model, pair))
     # a clip shorter than one window (a lone keyword) is one cell wide
     options = {"hooks": task.hooks, "window": min(window, session.pair.n_frames), "direction": direction}
-    config = config_from(None, options)
+    config = SweepConfig(**options)
     cells = session.cells(config, session.hook_names(task.hooks))  # caches the clean and corrupt runs: off the clocks
     unit.clean, unit.corrupt = session.clean_value, session.corrupt_value
     check = check_clean(model, pair, session)

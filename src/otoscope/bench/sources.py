@@ -6,6 +6,8 @@ Everything the tasks synthesise goes through these names, so moving the generato
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from otoscope.stimuli.degrade import add_noise
 from otoscope.stimuli.pairs import MinimalPair
 from otoscope.stimuli.swaps import word_swap
@@ -21,3 +23,23 @@ VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+m7")
 
 __all__ = ["MinimalPair", "NOISE_KINDS", "SAMPLE_RATE", "Speech", "VOICES", "WordSpan", "add_noise",
            "espeak_available", "synth_noise", "synthesize", "word_swap"]
+
+
+def spoken_sentences(rng) -> "Iterator[tuple[int, str, str, Speech]]":
+    """``(i, text, voice, speech)`` endlessly: the project's sentences in ``rng``'s order, each in a voice drawn
+    from ``rng``; a sentence espeak-ng cannot give word spans for is skipped (its index ``i`` too)."""
+    from otoscope.errors import OtoscopeError
+    from otoscope.stimuli.speech import SENTENCES
+
+    order = rng.permutation(len(SENTENCES))
+    i = 0
+    while True:
+        text = SENTENCES[int(order[i % len(order)])]
+        voice = VOICES[int(rng.integers(len(VOICES)))]
+        try:
+            speech = synthesize(text, voice)
+        except OtoscopeError:  # no word spans for this sentence: the next candidate
+            i += 1
+            continue
+        yield i, text, voice, speech
+        i += 1

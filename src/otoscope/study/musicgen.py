@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import torch
 
 from otoscope.errors import HookNameError
 from otoscope.geometry.collect import LayerActivations
 from otoscope.study.effects import register_latent_effect
-from otoscope.study.subjects import TextSubject
+from otoscope.study.subjects import TextSubject, control_table
 
 if TYPE_CHECKING:
     from otoscope.models.hooked import HookedAudioModel
@@ -110,12 +108,7 @@ class MusicgenSubject(TextSubject):
 
         clean = clean if clean is not None else self._decoder_items(data, hooks, batch_size)
         perturbed = self._decoder_items(data, hooks, batch_size, fwd_hooks=[("text_encoder.hook_embed", noisy)])
-        rows = []
-        for i, hook in enumerate(hooks):
-            sims = [torch.nn.functional.cosine_similarity(a.pooled()[i], b.pooled()[i], dim=0).item()
-                    for a, b in zip(clean, perturbed)]
-            rows.append({"hook": hook, "same_input_cosine": float(np.mean(sims)), "snr_db": snr_db})
-        return pd.DataFrame(rows)
+        return control_table(hooks, clean, perturbed, snr_db)
 
 
 def code_logit_effect(subject: MusicgenSubject, data: "LabelledData", hook: str, sae: "SparseAutoencoder",

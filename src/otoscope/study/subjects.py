@@ -102,6 +102,17 @@ class Subject(ABC):
         ``clean``: the items' activations from :meth:`collect` when already at hand (saves one pass)."""
 
 
+def control_table(hooks: list[str], clean: list[LayerActivations], perturbed: list[LayerActivations],
+                  snr_db: float) -> pd.DataFrame:
+    """Per hook, the mean cosine of each item's pooled representation with its perturbed twin's."""
+    rows = []
+    for i, hook in enumerate(hooks):
+        sims = [torch.nn.functional.cosine_similarity(a.pooled()[i], b.pooled()[i], dim=0).item()
+                for a, b in zip(clean, perturbed)]
+        rows.append({"hook": hook, "same_input_cosine": float(np.mean(sims)), "snr_db": snr_db})
+    return pd.DataFrame(rows)
+
+
 class AudioSubject(Subject):
     """An audio model (clips in); see the module docstring."""
 
@@ -180,13 +191,7 @@ class TextSubject(Subject):
             return out + (noise * (power / 10 ** (snr_db / 10)).sqrt()).to(out.dtype)
 
         clean = clean if clean is not None else self._items(data, hooks, batch_size)
-        perturbed = self._items(data, hooks, batch_size, embed_hook=noisy)
-        rows = []
-        for i, hook in enumerate(hooks):
-            sims = [torch.nn.functional.cosine_similarity(a.pooled()[i], b.pooled()[i], dim=0).item()
-                    for a, b in zip(clean, perturbed)]
-            rows.append({"hook": hook, "same_input_cosine": float(np.mean(sims)), "snr_db": snr_db})
-        return pd.DataFrame(rows)
+        return control_table(hooks, clean, self._items(data, hooks, batch_size, embed_hook=noisy), snr_db)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, name: str | None = None, device: str | None = None) -> "TextSubject":

@@ -14,8 +14,6 @@ import numpy as np
 from otoscope.bench import sources
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks.base import Task
-from otoscope.errors import OtoscopeError
-from otoscope.stimuli.speech import SENTENCES
 
 SNR_DB = 0.0  # signal-to-noise ratio of the corrupt clip
 
@@ -23,22 +21,12 @@ SNR_DB = 0.0  # signal-to-noise ratio of the corrupt clip
 def generate(seed: int) -> Iterator[BenchPair]:
     """Candidate noise pairs: the project's sentences in several voices, noise drawn with ``seed``."""
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(SENTENCES))
-    i = 0
-    while True:
-        text = SENTENCES[int(order[i % len(order)])]
-        voice = sources.VOICES[int(rng.integers(len(sources.VOICES)))]
-        try:
-            speech = sources.synthesize(text, voice)
-        except OtoscopeError:  # espeak-ng could not give word spans for this sentence: the next candidate
-            i += 1
-            continue
+    for i, text, voice, speech in sources.spoken_sentences(rng):
         noise_seed = int(rng.integers(2**31))
         made = sources.add_noise(speech, SNR_DB, noise="white", seed=noise_seed)
         region = (speech.words[0].start, speech.words[-1].end)
         yield BenchPair(f"noise-{i:03d}", "noise", made.clean, made.corrupt, "logprob", None, None, " " + text, None,
                         region, {"text": text, "voice": voice, "snr_db": SNR_DB, "noise": "white", "seed": noise_seed})
-        i += 1
 
 
 TASK = Task("noise", "Noise robustness", "Which encoder cells carry the transcript through noise?", "whisper",

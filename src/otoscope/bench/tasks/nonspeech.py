@@ -16,8 +16,6 @@ from otoscope.audio.io import Clip
 from otoscope.bench import sources
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks.base import Task
-from otoscope.errors import OtoscopeError
-from otoscope.stimuli.speech import SENTENCES
 
 LEVELS_DB = (-30.0, -20.0)  # RMS dBFS of the non-speech clips (espeak-ng speech is about -20 dBFS)
 
@@ -34,23 +32,13 @@ def nonspeech_pair(pair_id: str, speech: Clip, nonspeech: np.ndarray, region, de
 def generate(seed: int) -> Iterator[BenchPair]:
     """Candidate pairs: sentences in several voices against the noise kinds in turn, drawn with ``seed``."""
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(SENTENCES))
-    i = 0
-    while True:
-        text = SENTENCES[int(order[i % len(order)])]
-        voice = sources.VOICES[int(rng.integers(len(sources.VOICES)))]
-        try:
-            speech = sources.synthesize(text, voice)
-        except OtoscopeError:  # espeak-ng could not give word spans for this sentence: the next candidate
-            i += 1
-            continue
+    for i, text, voice, speech in sources.spoken_sentences(rng):
         kind = sources.NOISE_KINDS[i % len(sources.NOISE_KINDS)]
         level = float(LEVELS_DB[int(rng.integers(len(LEVELS_DB)))])
         noise = sources.synth_noise(kind, rng, speech.clip.seconds, level)
         region = (speech.words[0].start, speech.words[-1].end)
         yield nonspeech_pair(f"nonspeech-{i:03d}", speech.clip, noise, region,
                              {"text": text, "voice": voice, "nonspeech": f"noise:{kind}@{level:g}dBFS"})
-        i += 1
 
 
 TASK = Task("nonspeech", "Speech vs non-speech", "Where does Whisper decide that a clip holds speech?", "whisper",
