@@ -25,5 +25,5 @@ def table(name: str) -> str:
 
 if __name__ == "__main__":
     for name in ("whisper-tiny.en", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable", "tiny-random-wavlm",
-                 "tiny-random-qwen2audio", "tiny-random-voxtral"):
+                 "tiny-random-qwen2audio", "tiny-random-voxtral", "tiny-random-musicgen"):
         print(table(name))

@@ -10,7 +10,7 @@ DOC = (Path(__file__).parents[1] / "docs" / "hooks.md").read_text()
 
 @pytest.mark.parametrize("name", ["tiny-random-whisper", "tiny-random-wav2vec2", "tiny-random-wav2vec2-stable",
                                   "tiny-random-hubert", "tiny-random-wavlm", "tiny-random-qwen2audio",
-                                  "tiny-random-voxtral"])
+                                  "tiny-random-voxtral", "tiny-random-musicgen"])
 def test_every_hook_is_documented(name):
     import otoscope
 
