@@ -25,21 +25,44 @@ __all__ = ["MinimalPair", "NOISE_KINDS", "SAMPLE_RATE", "Speech", "VOICES", "Wor
            "espeak_available", "synth_noise", "synthesize", "word_swap"]
 
 
-def spoken_sentences(rng) -> "Iterator[tuple[int, str, str, Speech]]":
-    """``(i, text, voice, speech)`` endlessly: the project's sentences in ``rng``'s order, each in a voice drawn
-    from ``rng``; a sentence espeak-ng cannot give word spans for is skipped (its index ``i`` too)."""
+def candidates(draw, make) -> "Iterator[tuple[int, tuple, object]]":
+    """``(i, drawn, made)`` endlessly, for i = 0, 1, …: ``drawn = draw(i)`` (a tuple), ``made = make(*drawn)``;
+    a candidate espeak-ng cannot give word spans for (``make`` raises OtoscopeError) is skipped, its index too."""
     from otoscope.errors import OtoscopeError
-    from otoscope.stimuli.speech import SENTENCES
 
-    order = rng.permutation(len(SENTENCES))
     i = 0
     while True:
-        text = SENTENCES[int(order[i % len(order)])]
-        voice = VOICES[int(rng.integers(len(VOICES)))]
+        drawn = draw(i)
         try:
-            speech = synthesize(text, voice)
+            made = make(*drawn)
         except OtoscopeError:  # no word spans for this sentence: the next candidate
             i += 1
             continue
-        yield i, text, voice, speech
+        yield i, drawn, made
         i += 1
+
+
+def spoken_sentences(rng) -> "Iterator[tuple[int, str, str, Speech]]":
+    """``(i, text, voice, speech)`` endlessly: the project's sentences in ``rng``'s order, each in a voice drawn
+    from ``rng``; a sentence espeak-ng cannot give word spans for is skipped (its index ``i`` too)."""
+    from otoscope.stimuli.speech import SENTENCES
+
+    order = rng.permutation(len(SENTENCES))
+
+    def draw(i):
+        return SENTENCES[int(order[i % len(order)])], VOICES[int(rng.integers(len(VOICES)))]
+
+    for i, (text, voice), speech in candidates(draw, synthesize):
+        yield i, text, voice, speech
+
+
+def template_pairs(rng, templates, make) -> "Iterator[tuple[int, str, str, str, str, object]]":
+    """``(i, template, a, b, voice, made)`` endlessly: template ``i`` (cycling), two different words of its list and
+    a voice drawn from ``rng``, ``made = make(template, a, b, voice)``; candidates ``make`` refuses are skipped."""
+    def draw(i):
+        template, words = templates[i % len(templates)]
+        a, b = (str(w) for w in rng.choice(words, size=2, replace=False))
+        return template, a, b, VOICES[int(rng.integers(len(VOICES)))]
+
+    for i, drawn, made in candidates(draw, make):
+        yield (i, *drawn, made)

@@ -14,7 +14,6 @@ import numpy as np
 from otoscope.bench import sources
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks.base import Task
-from otoscope.errors import OtoscopeError
 
 # (sentence with a {} slot, words that fit it): every word one Whisper token with its leading space
 TEMPLATES = (
@@ -30,23 +29,14 @@ TEMPLATES = (
 def generate(seed: int) -> Iterator[BenchPair]:
     """Candidate word-swap pairs: templates, word pairs and voices drawn with ``seed``."""
     rng = np.random.default_rng(seed)
-    i = 0
-    while True:
-        template, words = TEMPLATES[i % len(TEMPLATES)]
-        old, new = (str(w) for w in rng.choice(words, size=2, replace=False))
-        voice = sources.VOICES[int(rng.integers(len(sources.VOICES)))]
+    swap = lambda template, old, new, voice: sources.word_swap(template.format(old), old, new, voice=voice)  # noqa: E731
+    for i, template, old, new, voice, made in sources.template_pairs(rng, TEMPLATES, swap):
         text = template.format(old)
-        try:
-            made = sources.word_swap(text, old, new, voice=voice)
-        except OtoscopeError:  # espeak-ng could not give spans for this sentence: the next candidate
-            i += 1
-            continue
         span = made.details["span"]
         yield BenchPair(f"asr-word-{i:03d}", "asr-word", made.clean, made.corrupt, "logit_diff", made.text,
                         None, made.answer, made.wrong, (float(span[0]), float(span[1])),
                         {"clean_text": text, "corrupt_text": made.details["corrupt_text"], "voice": voice,
                          "alignment": made.alignment})
-        i += 1
 
 
 TASK = Task("asr-word", "ASR word identity", "Where is the identity of a spoken word carried?", "whisper",

@@ -18,23 +18,14 @@ from otoscope.bench import sources
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks.asr_word import TEMPLATES
 from otoscope.bench.tasks.base import Task
-from otoscope.errors import OtoscopeError
 
 
 def generate(seed: int) -> Iterator[BenchPair]:
     """Candidate text-context pairs: a template sentence spoken with X, prompts with X (clean) and Y (corrupt)."""
     rng = np.random.default_rng(seed)
-    i = 0
-    while True:
-        template, words = TEMPLATES[i % len(TEMPLATES)]
-        said, suggested = (str(w) for w in rng.choice(words, size=2, replace=False))
-        voice = sources.VOICES[int(rng.integers(len(sources.VOICES)))]
+    speak = lambda template, said, suggested, voice: sources.synthesize(template.format(said), voice)  # noqa: E731
+    for i, template, said, suggested, voice, speech in sources.template_pairs(rng, TEMPLATES, speak):
         text = template.format(said)
-        try:
-            speech = sources.synthesize(text, voice)
-        except OtoscopeError:
-            i += 1
-            continue
         index = next(k for k, w in enumerate(speech.words) if w.word == said)
         before = " " + " ".join(w.word for w in speech.words[:index])
         span = speech.words[index]
@@ -43,7 +34,6 @@ def generate(seed: int) -> Iterator[BenchPair]:
                         " " + said, " " + suggested, None,
                         {"text": text, "voice": voice, "said": said, "suggested": suggested,
                          "word_span": [span.start, span.end]})
-        i += 1
 
 
 TASK = Task("context", "Text context vs audio", "Does the decoder follow what it hears or what the prompt suggests?",
