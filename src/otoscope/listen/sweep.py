@@ -3,7 +3,9 @@
 Each cell patches the residual stream entering block k (``llm.blocks.{k}.hook_resid_pre``) at the audio
 tokens of one time window from the source run, and scores the readout position; windows are given in
 seconds (converted through each audio token's time span) or in audio tokens. Only tokens of real audio
-are swept (Voxtral's padding tokens after the clip are left alone).
+are swept (Voxtral's padding tokens after the clip are left alone). ``method="attribution"`` estimates
+every cell from one forward and one backward pass (:mod:`otoscope.listen.attribution`) instead of one
+patched run per cell.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from otoscope.errors import OtoscopeError
-from otoscope.listen.engine import RESID, Cell, fast_patch, naive_patch
-from otoscope.listen.grounding import ENGINES, normalised
+from otoscope.listen.engine import RESID, Cell
+from otoscope.listen.grounding import check_options, normalised, patched_values
 from otoscope.listen.pairs import PreparedListenPair
 
 if TYPE_CHECKING:
@@ -43,15 +45,13 @@ def audio_windows(prep: PreparedListenPair, *, seconds: float | None = None, tok
 
 def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds: float | None = None,
                  tokens: int | None = None, layers: Sequence[int] | None = None, direction: str = "denoising",
-                 engine: str = "fast"):
+                 engine: str = "fast", method: str = "exact"):
     """Tidy DataFrame, one row per (block, window): ``layer, start_s, end_s, first_position, n_tokens, value,
-    effect`` (``effect``: the normalised recovery, or loss for noising)."""
+    effect`` (``value``: the metric after the patch, measured or, with ``method="attribution"``, estimated;
+    ``effect``: the normalised recovery, or loss for noising)."""
     import pandas as pd
 
-    if direction not in ("denoising", "noising"):
-        raise OtoscopeError(f"direction must be 'denoising' or 'noising', got {direction!r}.")
-    if engine not in ENGINES:
-        raise OtoscopeError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    check_options(direction, engine, method)
     n = model.n_llm_layers
     layers = list(range(n)) if layers is None else [int(k) for k in layers]
     bad = [k for k in layers if not 0 <= k < n]
@@ -65,7 +65,7 @@ def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds
     readout = prep.positions.readout
     clean, corrupt = float(prep.score(clean_logits[0, readout])), float(prep.score(corrupt_logits[0, readout]))
     cells = [Cell(names[k], tuple(w)) for k in layers for w in windows]
-    values = prep.score((fast_patch if engine == "fast" else naive_patch)(model, target, cache, cells)).tolist()
+    values = patched_values(model, prep, target, cache, cells, engine, method)
     spans = prep.positions.audio_seconds
     first = prep.positions.audio[0]
     rows = []
