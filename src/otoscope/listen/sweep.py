@@ -75,3 +75,29 @@ def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds
                      "first_position": cell.positions[0], "n_tokens": len(cell.positions), "value": value,
                      "effect": normalised(value, clean, corrupt, direction)})
     return pd.DataFrame(rows)
+
+
+def window_sweeps(model: "HookedAudioModel", preps: Sequence[PreparedListenPair], *, seconds: float | None = None,
+                  tokens: int | None = None, direction: str = "denoising", engine: str = "fast",
+                  method: str = "exact"):
+    """:func:`window_sweep` over several pairs: one tidy DataFrame with the columns ``pair`` (its name) and
+    ``window`` (the window's index in time order) first. Pairs whose clean and corrupt runs score the same
+    (``effect`` NaN) stay in, so the table says which."""
+    import pandas as pd
+
+    frames = []
+    for prep in preps:
+        frame = window_sweep(model, prep, seconds=seconds, tokens=tokens, direction=direction, engine=engine,
+                             method=method)
+        frame.insert(0, "window", frame.groupby("layer").cumcount())
+        frame.insert(0, "pair", prep.pair.name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def window_means(frame) -> tuple[np.ndarray, np.ndarray]:
+    """``(effect [layers, windows], start_s [windows])``: the effect averaged over pairs (NaN-skipping) per LLM
+    block and window, from a :func:`window_sweeps` table."""
+    table = frame.pivot_table(index="layer", columns="window", values="effect", aggfunc="mean", dropna=False)
+    starts = frame.groupby("window").start_s.min().reindex(table.columns).to_numpy(dtype=float)
+    return table.to_numpy(dtype=float), starts
