@@ -97,3 +97,14 @@ def test_listen_bad_window_flags_fail_at_parse_time(flags, message, pairs_dir, t
     err = capsys.readouterr().err
     assert exit.value.code == 2 and message in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_run_listen_checks_the_window_before_any_work(tmp_path):
+    from otoscope.errors import OtoscopeError
+    from otoscope.listen.output import run_listen
+
+    for kwargs, message in (({"window_tokens": 4, "window_seconds": 0.2}, "not both"),
+                            ({"window_tokens": 0}, "at least 1 token"), ({"window_seconds": float("nan")}, "positive")):
+        with pytest.raises(OtoscopeError, match=message):
+            run_listen(None, tmp_path / "pairs", tmp_path / "out", **kwargs)  # no model needed to refuse it
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,6 @@
-"""``otoscope listen --model M --pairs DIR --out DIR``: gc(k) per LLM block of an audio-LLM; parse, call, print."""
+"""``otoscope listen --model M --pairs DIR --out DIR``: gc(k) per LLM block of an audio-LLM (exact or by attribution),
+the logit lens, and with ``--window-tokens`` / ``--window-seconds`` the LLM block × audio window sweep; parse, call,
+print."""
 
 from __future__ import annotations
 

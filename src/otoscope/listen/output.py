@@ -165,14 +165,14 @@ def run_listen(model, pairs_dir: str | Path, out: str | Path, *, direction: str 
     from otoscope.listen.pairs import load_listen_pairs, prepare_listen_pair
     from otoscope.listen.sweep import window_sweeps
 
-    check_output_dir(out, MARKERS)  # before any work
-    pairs = load_listen_pairs(pairs_dir, model.geometry.sample_rate)
     if window_tokens is not None and window_seconds is not None:
         raise OtoscopeError("give the window as tokens or seconds, not both.")
     if (window_tokens is not None and int(window_tokens) < 1) or \
             (window_seconds is not None and not (math.isfinite(window_seconds) and window_seconds > 0)):
         raise OtoscopeError(f"the window must be at least 1 token or a positive number of seconds, got "
                             f"{window_tokens if window_tokens is not None else window_seconds}.")
+    check_output_dir(out, MARKERS)  # before any work
+    pairs = load_listen_pairs(pairs_dir, model.geometry.sample_rate)
     result = listen(model, pairs, direction=direction, engine=engine, n_boot=n_boot, seed=seed, method=method)
     windows = None
     if window_tokens is not None or window_seconds is not None:

@@ -1,7 +1,8 @@
 """Pairs that reach an audio-LLM's prompt: text-context pairs and conflict pairs.
 
-* **text-context pair** (:func:`context_pair`): the same audio in both runs, the prompt changes. The clean
-  prompt names the word the audio says, the corrupt prompt another word; the answer is the audio's word.
+* **text-context pair** (:func:`context_pair`): the same audio in both runs, the prompt changes. The
+  clean prompt names the word the audio says, the corrupt prompt another word; the answer is the audio's
+  word.
   Patching clean into corrupt asks where in the LLM the prompt's word travels.
 * **conflict pair** (:func:`conflict_pair`): the prompt asserts one word while the audio says another, in
   both runs and the other way round: clean = audio says ``word`` + prompt asserts ``other``, corrupt = audio
