@@ -103,3 +103,18 @@ def test_speech_pairs_from_espeak(tmp_path):
         speech_context_pair(text, "horse", "dog")
     conf.save(tmp_path / "c")
     assert load_listen_pair(tmp_path / "c").kind == "conflict"
+
+
+def test_audio_pair_with_a_prompt_round_trips(london_pair, tmp_path):
+    """A word-swap pair given an audio-LLM prompt saves it in pair.json; without one, pair.json has no "prompt"."""
+    import dataclasses
+
+    from otoscope.stimuli.pairs import load_pair
+
+    london_pair.save(tmp_path / "plain")
+    assert "prompt" not in json.loads((tmp_path / "plain" / "pair.json").read_text())
+    asked = dataclasses.replace(london_pair, prompt="Where does John live? Answer with one word.")
+    asked.save(tmp_path / "asked")
+    assert load_pair(tmp_path / "asked").prompt == asked.prompt
+    listen_pair = load_listen_pair(tmp_path / "asked")
+    assert listen_pair.prompt == asked.prompt and (listen_pair.answer, listen_pair.wrong) == ("London", "Paris")
