@@ -1,4 +1,5 @@
-"""Where in time, and at which LLM block, does the audio decide the answer? LLM block × audio-token window.
+"""Where in time, and at which LLM block, does the audio decide the answer? LLM block × audio-token window
+(and, for prompt pairs, LLM block × prompt token: :func:`prompt_sweep`).
 
 Each cell patches the residual stream entering block k (``llm.blocks.{k}.hook_resid_pre``) at the audio
 tokens of one time window from the source run, and scores the readout position; windows are given in
@@ -75,6 +76,35 @@ def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds
                      "first_position": cell.positions[0], "n_tokens": len(cell.positions), "value": value,
                      "effect": normalised(value, clean, corrupt, direction)})
     return pd.DataFrame(rows)
+
+
+def prompt_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, layers: Sequence[int] | None = None,
+                 direction: str = "denoising", engine: str = "fast", method: str = "exact"):
+    """LLM block × text-prompt token: one cell per prompt position (chat template and the user's prompt) whose
+    input ids differ between the two runs, or every prompt position when none do (an audio pair). Tidy
+    DataFrame: ``layer, position, clean_id, corrupt_id, value, effect``."""
+    import pandas as pd
+
+    check_options(direction, engine, method)
+    n = model.n_llm_layers
+    layers = list(range(n)) if layers is None else [int(k) for k in layers]
+    bad = [k for k in layers if not 0 <= k < n]
+    if bad:
+        raise OtoscopeError(f"LLM blocks {bad} do not exist; {model.name} has blocks 0–{n - 1}.")
+    pos = prep.positions
+    clean_ids, corrupt_ids = prep.clean.input_ids[0].tolist(), prep.corrupt.input_ids[0].tolist()
+    positions = [p for p in pos.text if clean_ids[p] != corrupt_ids[p]] or list(pos.text)
+    names = [RESID.format(k=k) for k in range(n)]
+    clean_logits, clean_cache = model.run_with_cache(prep.clean, names_filter=names)
+    corrupt_logits, corrupt_cache = model.run_with_cache(prep.corrupt, names_filter=names)
+    target, cache = (prep.corrupt, clean_cache) if direction == "denoising" else (prep.clean, corrupt_cache)
+    clean = float(prep.score(clean_logits[0, pos.readout]))
+    corrupt = float(prep.score(corrupt_logits[0, pos.readout]))
+    cells = [Cell(names[k], (p,)) for k in layers for p in positions]
+    values = patched_values(model, prep, target, cache, cells, engine, method)
+    return pd.DataFrame([{"layer": names.index(c.hook), "position": c.positions[0], "clean_id": clean_ids[c.positions[0]],
+                          "corrupt_id": corrupt_ids[c.positions[0]], "value": v,
+                          "effect": normalised(v, clean, corrupt, direction)} for c, v in zip(cells, values)])
 
 
 def window_sweeps(model: "HookedAudioModel", preps: Sequence[PreparedListenPair], *, seconds: float | None = None,
