@@ -249,6 +249,7 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
                         and c.wer_change <= MAX_WER_INCREASE), default=1.0)
             # re-running the encoder is costly: first a few non-speech clips; when they alone already give more
             # hallucinations than the best candidate has in all, neither variant can win (a bound, not a guess)
+            strength = float(alpha) / max(latent_alphas)
             first = list(range(min(SCREEN_CLIPS, len(base_n))))
             screened = decode(model, encode_steered(model, enc_n, steer, first))
             gated_first = mix(screened, [base_n[i] for i in first], [o_n[i] for i in first])
@@ -256,7 +257,7 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
                 for method, texts, margin in (("encoder_latents", screened, 0.0),
                                               ("latent_gated_encoder_latents", gated_first, fit.margin)):
                     candidates.append((Candidate(method, "", layer, float(alpha), hallucination_rate(texts), None, margin,
-                                                 screened=True), None))
+                                                 relative_strength=strength, screened=True), None))
                 continue
             rest = list(range(len(first), len(base_n)))
             steered_n = screened + (decode(model, encode_steered(model, enc_n, steer, rest)) if rest else [])
@@ -266,7 +267,6 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
             # what the gated clamp would cost where its gate errs (see _rank)
             steered_s = decode(model, encode_steered(model, enc_s, steer)) if min(rates.values()) <= best else None
             ungated_wer = None if steered_s is None else mean_wer(base_s, steered_s)
-            strength = float(alpha) / max(latent_alphas)
             for method, o, margin in (("encoder_latents", None, 0.0), ("latent_gated_encoder_latents", o_s, fit.margin)):
                 wer = None
                 if steered_s is not None and rates[method] <= best:
