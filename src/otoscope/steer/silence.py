@@ -142,6 +142,9 @@ class Candidate:
     wer_ungated: float | None = None
     """Mean WER change on the fit speech when the same edit reaches every speech clip: what a gate that opens
     wrongly would cost (equal to ``wer_change`` for ungated methods; None: not measured)."""
+    weaker_rate: float = 1.0
+    """Fit hallucination rate of the same edit one strength weaker in its sweep (the unsteered rate for the
+    weakest): how far this strength sits from the edge of silencing (0: one step weaker is already silent)."""
     relative_strength: float = 1.0
     """``alpha`` over the largest strength swept for this kind of edit (unit-free, in (0, 1])."""
     screened: bool = False
@@ -179,18 +182,34 @@ def _rank(c: Candidate) -> tuple:
     """Sort key of a candidate (smaller is better); every term is unit-free, so kinds of edit compare fairly.
 
     1. fewest fit hallucinations;
-    2. the least speech damage if the gate errs (``wer_ungated``: WER, the same unit for every kind): a gate
-       fitted on a few clips will misfire on some unseen speech, and an edit that is harmless even then is
-       the safe one (the decoder's ellipsis push is; an encoder latent clamp is not);
-    3. gated before ungated (speech is protected by the gate);
-    4. the gate with the larger margin (standard deviations of its fit scores);
-    5. the larger strength relative to its own sweep: unseen non-speech needs a margin, and the smallest
-       strength that empties every fit clip sits at the edge. (Raw α is not compared across kinds: it is
-       mean-norm units for a decoder push and multiples of a typical activation for a latent clamp.)
-    6. the later layer.
+    2. the margin on non-speech (``weaker_rate``: the rate one strength weaker): the fit set is small, and a
+       strength that only just empties every fit clip sits at the edge, where unseen non-speech slips
+       through; one whose weaker neighbour is already silent does not;
+    3. the least speech damage if the gate errs (``wer_ungated``: WER, the same unit for every kind): a gate
+       fitted on a few clips will misfire on some unseen speech, and the edit that is milder even then is
+       the safer one (a decoder push costs speech some words; an encoder latent clamp can cost all of them);
+    4. gated before ungated (speech is protected by the gate);
+    5. the gate with the larger margin (standard deviations of its fit scores);
+    6. the larger strength relative to its own sweep; 7. the later layer.
+
+    Raw α is never compared across kinds: it is mean-norm units for a decoder push and multiples of a
+    typical activation for a latent clamp (the earlier rule did, and picked a clamp whose gate then misfired
+    on held-out speech).
     """
     damage = 1e9 if c.wer_ungated is None else c.wer_ungated
-    return (c.hallucination_rate, damage, c.method not in GATED, -c.gate_margin, -c.relative_strength, -c.layer)
+    return (c.hallucination_rate, c.weaker_rate, damage, c.method not in GATED, -c.gate_margin, -c.relative_strength,
+            -c.layer)
+
+
+def _set_weaker_rates(candidates: Sequence[Candidate], unsteered: float) -> None:
+    """Fill each candidate's ``weaker_rate`` from the candidates of the same edit (method, token, layer)."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault((c.method, c.token, c.layer), []).append(c)
+    for group in groups.values():
+        group.sort(key=lambda c: c.alpha)
+        for weaker, c in zip([None] + group[:-1], group):
+            c.weaker_rate = unsteered if weaker is None else weaker.hallucination_rate
 
 
 def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequence, *, alphas: Sequence[float] = ALPHAS,
@@ -204,8 +223,8 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
     and, with ``saes`` (encoder layer → SAE), clamping the non-speech latents at ``latent_layers`` (default:
     every SAE layer), ungated and latent-gated. Picks, among candidates whose speech transcripts change by at
     most ``MAX_WER_INCREASE`` WER, the best by :func:`_rank`: the lowest non-speech hallucination rate, then
-    the least speech damage should the gate err, then gated, the larger gate margin, the larger strength
-    relative to its own sweep, the later layer. ``encoded``
+    the largest margin on non-speech (silent one strength weaker), the least speech damage should the gate
+    err, then gated, the larger gate margin, the larger strength relative to its own sweep, the later layer. ``encoded``
     (speech, non-speech) must carry latent sums for ``saes``' layers when both are given.
     """
     if model.adapter.decoding != "seq2seq":
@@ -239,7 +258,8 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
                 for method, fit in gates:
                     o_s, o_n = opens[method]
                     cand = Candidate(method, token, layer, float(alpha), hallucination_rate(mix(steered_n, base_n, o_n)),
-                                     mean_wer(base_s, mix(steered_s, base_s, o_s)), fit.margin, ungated_wer, strength)
+                                     mean_wer(base_s, mix(steered_s, base_s, o_s)), fit.margin,
+                                     wer_ungated=ungated_wer, relative_strength=strength)
                     candidates.append((cand, Direction(direction.vector, direction.hook, model.name, float(alpha), "add",
                                                        "mean_norm", direction.scale, "first", fit.gate, {})))
     for layer in (sorted(latent_gates) if latent_layers is None else [i for i in latent_layers if i in latent_gates]):
@@ -274,15 +294,16 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
                 if steered_s is not None and rates[method] <= best:
                     wer = mean_wer(base_s, steered_s if o is None else mix(steered_s, base_s, o))
                 candidates.append((Candidate(method, "", layer, float(alpha), rates[method], wer, margin,
-                                             ungated_wer, strength),
+                                             wer_ungated=ungated_wer, relative_strength=strength),
                                    latent_steer(model, saes[layer], stats[layer], fit.gate.latents, float(alpha),
                                                 None if o is None else fit)))
+    _set_weaker_rates([c for c, _ in candidates], hallucination_rate(base_n))
     measured = [(c, x) for c, x in candidates if c.wer_change is not None]
     ok = [(c, x) for c, x in measured if c.wer_change <= MAX_WER_INCREASE] or measured
     chosen, intervention = min(ok, key=lambda cx: _rank(cx[0]))
     intervention.meta = {"method": chosen.method, "token": chosen.token,
                          "fit": {"hallucination_rate": chosen.hallucination_rate, "wer_change": chosen.wer_change,
-                                 "wer_ungated": chosen.wer_ungated,
+                                 "wer_ungated": chosen.wer_ungated, "weaker_rate": chosen.weaker_rate,
                                  "baseline_hallucination_rate": hallucination_rate(base_n),
                                  "n_speech": len(enc_s.clips), "n_nonspeech": len(enc_n.clips),
                                  "gate_layer": best_gate.layer, "gate_accuracy": best_gate.accuracy,
