@@ -15,6 +15,11 @@ a time on CPU, where batching slows its attention). The HF modules do all the wo
 hooks on their projections and, for the factored cross-attention, a forward computed with the module's
 own weights.
 
+Gradient runs (attribution patching) take the same shortcuts where they are exact: the run patched into itself
+(the tangent) starts from the cached state at the first hooked point (:meth:`WhisperRunner.forward_from`: the
+front end and the blocks before it are the cached run's), and every gradient run attends to the encoder output
+in the factored form, so no keys or values over 1500 frames are projected or back-propagated through.
+
 :class:`FullForwardRunner` runs the whole model per batch of cells with the patch as a hook: the plain
 computation, used for encoder-only models (wav2vec2, HuBERT, WavLM) and to check the fast path.
 """
