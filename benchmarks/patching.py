@@ -39,7 +39,7 @@ Run only that part with --only=end_to_end.
     best_cheap_within_budget, target_met, exact_s, methods, methods_window, methods_cells;
   - a finer sweep, --fine-window=N-frame windows (default 1: every real frame, 148 × 4 = 592 cells): the same
     figures with the suffix _fine (best_cheap_method_fine, spearman_best_cheap_fine,
-    time_fraction_best_cheap_fine, target_met_fine, window_fine, cells_fine, ...).
+    time_fraction_best_cheap_fine, target_met_fine, window_fine, cells_fine, ...); --fine-window=0 skips it.
   On each, best_cheap_method is the method with the highest Spearman among those at <= 10% of exact's time
   (random excluded) — or, when none is, among all faster than exact, with best_cheap_within_budget false;
   target_met says whether it reaches Spearman >= 0.8 within 10% (issue 11 §3). --methods=a,b limits the
@@ -50,6 +50,7 @@ Last line: one JSON object.
 
 import dataclasses
 import json
+import os
 import random
 import subprocess
 import sys
@@ -256,11 +257,13 @@ def methods(model, pair) -> dict:
     """The methods on the issue's 10-frame sweep (its figures under the issue's keys) and on the finer
     ``FINE_WINDOW``-frame sweep of the same pair (the same figures, suffixed ``_fine``)."""
     issue = method_sweep(model, pair, 10)
-    fine = method_sweep(model, pair, FINE_WINDOW)
     out = {"methods_region": issue.pop("region"), "methods_window": issue.pop("window"),
            "methods_cells": issue.pop("cells"), **issue}
-    del fine["region"]
-    return {**out, **{f"{k}_fine": v for k, v in fine.items()}}
+    if FINE_WINDOW:
+        fine = method_sweep(model, pair, FINE_WINDOW)
+        del fine["region"]
+        out.update({f"{k}_fine": v for k, v in fine.items()})
+    return out
 
 
 def end_to_end(model) -> dict:
@@ -270,7 +273,7 @@ def end_to_end(model) -> dict:
         cmd = [sys.executable, "-c", CLI, "patch", "--clean", str(e["clean"]), "--corrupt", str(e["corrupt"]),
                "--text", e["text"], "--answer", e["answer"], "--wrong", e["wrong"], "--window", str(e["window"]),
                "--align", e["align"], "--hooks", HOOKS, "--out", out]
-        env = {**__import__("os").environ, **({"OMP_NUM_THREADS": str(THREADS)} if THREADS else {})}
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(THREADS)} if THREADS else {})}
         t = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, env=env)
         cli_s = time.perf_counter() - t
@@ -308,8 +311,10 @@ def main():
     pair = load_pair(PAIR)
     print(f"pair: {pair.description}, {pair.clean.seconds:.2f} s; text {pair.text!r}; {pair.answer!r} vs {pair.wrong!r}")
     if ONLY == "methods":
+        load = list(os.getloadavg())
+        figures = methods(model, pair)
         print(json.dumps({"model": model.name, "pair": PAIR.name, "hooks": HOOKS, "threads": torch.get_num_threads(),
-                          "load_average": list(__import__("os").getloadavg()), **methods(model, pair)}))
+                          "load_average": load, "load_average_end": list(os.getloadavg()), **figures}))
         return
 
     naive_s, engine_s, slow, fast, session, cells, cache = exact_comparison(model, pair)
