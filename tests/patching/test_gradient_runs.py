@@ -37,7 +37,7 @@ def _cells(session, names):
 
 def _no_full_forward(session, monkeypatch):
     """Make the fast runner's whole gradient forward fail, to prove a gradient run started from the cache."""
-    def refuse(*args, grad=False, **kwargs):
+    def refuse(*args, **kwargs):
         raise AssertionError("the whole forward pass ran")
     monkeypatch.setattr(session.runner, "forward", refuse)
 
