@@ -223,8 +223,11 @@ class PatchSession:
                 if embed:
                     run_hooks.insert(0, ("decoder.hook_embed", mix(alpha)))  # before a delta on the same hook
             with frozen_weights(self.model):
-                run = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full)
-                value = self.metric.score(run.outputs).sum()
+                # at α = 0 the run is the cached base run up to the first hook: the runner starts there when it can
+                outputs = None if alpha else self.runner.forward_from(base, names, run_hooks, full)
+                if outputs is None:
+                    outputs = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
+                value = self.metric.score(outputs).sum()
                 grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
             total = [g if t is None else (t if g is None else t + g) for t, g in zip(total, grads)]
         grads = [None if t is None else t / len(alphas) for t in total]
