@@ -169,18 +169,41 @@ def patched_values(model: "HookedAudioModel", prep: PreparedListenPair, target, 
     return prep.score((fast_patch if engine == "fast" else naive_patch)(model, target, source_cache, cells)).tolist()
 
 
+@dataclass
+class PairRuns:
+    """A prepared pair's clean and corrupt runs, cached at every LLM block's ``hook_resid_post``."""
+
+    names: list[str]
+    """The cached hooks, block by block."""
+    target: object
+    """The run patched into (corrupt for denoising, clean for noising)."""
+    source_cache: object
+    """The other run's cache, where patched values come from."""
+    clean: float
+    """The metric on the clean run."""
+    corrupt: float
+    """The metric on the corrupt run."""
+
+
+def pair_runs(model: "HookedAudioModel", prep: PreparedListenPair, direction: str) -> PairRuns:
+    """Run both sides of ``prep`` once, caching every LLM block's residual stream."""
+    names = [RESID.format(k=k) for k in range(model.n_llm_layers)]
+    clean_logits, clean_cache = model.run_with_cache(prep.clean, names_filter=names)
+    corrupt_logits, corrupt_cache = model.run_with_cache(prep.corrupt, names_filter=names)
+    target, source_cache = (prep.corrupt, clean_cache) if direction == "denoising" else (prep.clean, corrupt_cache)
+    readout = prep.positions.readout
+    return PairRuns(names, target, source_cache, float(prep.score(clean_logits[0, readout])),
+                    float(prep.score(corrupt_logits[0, readout])))
+
+
 def pair_effects(model: "HookedAudioModel", prep: PreparedListenPair, direction: str = "denoising",
                  engine: str = "fast", method: str = "exact") -> PairEffects:
     """Δaudio, Δtext, Δreadout at every LLM block for one prepared pair (``method``: see :data:`METHODS`)."""
     check_options(direction, engine, method)
     pos = prep.positions
     n = model.n_llm_layers
-    names = [RESID.format(k=k) for k in range(n)]
-    clean_logits, clean_cache = model.run_with_cache(prep.clean, names_filter=names)
-    corrupt_logits, corrupt_cache = model.run_with_cache(prep.corrupt, names_filter=names)
-    target, source_cache = (prep.corrupt, clean_cache) if direction == "denoising" else (prep.clean, corrupt_cache)
-    clean = float(prep.score(clean_logits[0, pos.readout]))
-    corrupt = float(prep.score(corrupt_logits[0, pos.readout]))
+    runs = pair_runs(model, prep, direction)
+    names, target, source_cache, clean, corrupt = runs.names, runs.target, runs.source_cache, runs.clean, runs.corrupt
     cells = [Cell(names[k], tuple(group), label) for k in range(n)
              for label, group in zip(SETS, (pos.audio, pos.text, [pos.readout]))]
     values = patched_values(model, prep, target, source_cache, cells, engine, method)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from otoscope.errors import OtoscopeError
-from otoscope.listen.engine import RESID, Cell
-from otoscope.listen.grounding import check_options, normalised, patched_values
+from otoscope.listen.engine import Cell
+from otoscope.listen.grounding import check_options, normalised, pair_runs, patched_values
 from otoscope.listen.pairs import PreparedListenPair
 
 if TYPE_CHECKING:
@@ -44,6 +44,16 @@ def audio_windows(prep: PreparedListenPair, *, seconds: float | None = None, tok
     return windows
 
 
+def _blocks(model: "HookedAudioModel", layers: Sequence[int] | None) -> list[int]:
+    """``layers`` checked against the model's LLM blocks (None: all of them)."""
+    n = model.n_llm_layers
+    layers = list(range(n)) if layers is None else [int(k) for k in layers]
+    bad = [k for k in layers if not 0 <= k < n]
+    if bad:
+        raise OtoscopeError(f"LLM blocks {bad} do not exist; {model.name} has blocks 0–{n - 1}.")
+    return layers
+
+
 def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds: float | None = None,
                  tokens: int | None = None, layers: Sequence[int] | None = None, direction: str = "denoising",
                  engine: str = "fast", method: str = "exact"):
@@ -53,18 +63,10 @@ def window_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, seconds
     import pandas as pd
 
     check_options(direction, engine, method)
-    n = model.n_llm_layers
-    layers = list(range(n)) if layers is None else [int(k) for k in layers]
-    bad = [k for k in layers if not 0 <= k < n]
-    if bad:
-        raise OtoscopeError(f"LLM blocks {bad} do not exist; {model.name} has blocks 0–{n - 1}.")
+    layers = _blocks(model, layers)
     windows = audio_windows(prep, seconds=seconds, tokens=tokens)
-    names = [RESID.format(k=k) for k in range(n)]
-    clean_logits, clean_cache = model.run_with_cache(prep.clean, names_filter=names)
-    corrupt_logits, corrupt_cache = model.run_with_cache(prep.corrupt, names_filter=names)
-    target, cache = (prep.corrupt, clean_cache) if direction == "denoising" else (prep.clean, corrupt_cache)
-    readout = prep.positions.readout
-    clean, corrupt = float(prep.score(clean_logits[0, readout])), float(prep.score(corrupt_logits[0, readout]))
+    runs = pair_runs(model, prep, direction)
+    names, target, cache, clean, corrupt = runs.names, runs.target, runs.source_cache, runs.clean, runs.corrupt
     cells = [Cell(names[k], tuple(w)) for k in layers for w in windows]
     values = patched_values(model, prep, target, cache, cells, engine, method)
     spans = prep.positions.audio_seconds
@@ -86,20 +88,12 @@ def prompt_sweep(model: "HookedAudioModel", prep: PreparedListenPair, *, layers:
     import pandas as pd
 
     check_options(direction, engine, method)
-    n = model.n_llm_layers
-    layers = list(range(n)) if layers is None else [int(k) for k in layers]
-    bad = [k for k in layers if not 0 <= k < n]
-    if bad:
-        raise OtoscopeError(f"LLM blocks {bad} do not exist; {model.name} has blocks 0–{n - 1}.")
+    layers = _blocks(model, layers)
     pos = prep.positions
     clean_ids, corrupt_ids = prep.clean.input_ids[0].tolist(), prep.corrupt.input_ids[0].tolist()
     positions = [p for p in pos.text if clean_ids[p] != corrupt_ids[p]] or list(pos.text)
-    names = [RESID.format(k=k) for k in range(n)]
-    clean_logits, clean_cache = model.run_with_cache(prep.clean, names_filter=names)
-    corrupt_logits, corrupt_cache = model.run_with_cache(prep.corrupt, names_filter=names)
-    target, cache = (prep.corrupt, clean_cache) if direction == "denoising" else (prep.clean, corrupt_cache)
-    clean = float(prep.score(clean_logits[0, pos.readout]))
-    corrupt = float(prep.score(corrupt_logits[0, pos.readout]))
+    runs = pair_runs(model, prep, direction)
+    names, target, cache, clean, corrupt = runs.names, runs.target, runs.source_cache, runs.clean, runs.corrupt
     cells = [Cell(names[k], (p,)) for k in layers for p in positions]
     values = patched_values(model, prep, target, cache, cells, engine, method)
     return pd.DataFrame([{"layer": names.index(c.hook), "position": c.positions[0], "clean_id": clean_ids[c.positions[0]],
