@@ -101,6 +101,10 @@ def test_config_errors():
         BenchConfig(methods=("exactly",))
     assert BenchConfig(methods=("random",)).methods == ("exact", "random")  # the reference always runs
     assert BenchConfig(quick=True).frames_per_cell == 25 and BenchConfig().frames_per_cell == 10
+    # what --quick trades away besides pairs and cell size (docs/benchmark.md, Quick)
+    assert BenchConfig(quick=True).directions("asr-word") == ("denoising",)
+    assert BenchConfig().directions("asr-word") == ("denoising", "noising")
+    assert (BenchConfig(quick=True).ig_steps, BenchConfig().ig_steps) == (3, 5)
 
 
 def test_ctc_unit_on_a_tiny_random_ctc_model():
