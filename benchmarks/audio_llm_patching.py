@@ -13,7 +13,12 @@ wall-clock ratio is printed too) and the best of the repeats is kept.
 Last line: one JSON object with "speedup_exact" and "max_abs_diff" (largest difference of a readout logit
 between the two engines over every cell).
 
-    .venv/bin/python benchmarks/audio_llm_patching.py [--repeats 2] [--windows 10]
+    .venv/bin/python benchmarks/audio_llm_patching.py [--repeats 2] [--windows 10] [--attribution]
+
+``--attribution`` also times attribution patching of the same cells (one forward and one backward pass,
+:mod:`otoscope.listen.attribution`) on the metric logit(a) − logit(b) (a, b: the tokens the clean and corrupt
+readouts separate most) and adds ``"attribution_cpu_s"``, ``"speedup_attribution_vs_fast"`` and
+``"spearman_attribution"`` (its ranking of the cells against exact) to the JSON line.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for both sides (default 1: on a shared 2-core machine more threads "
                              "make each forward slower, not faster)")
+    parser.add_argument("--attribution", action="store_true", help="also time attribution patching of the same cells")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -75,7 +81,7 @@ def main() -> None:
     pos = clean.positions[0]
     assert len(pos.audio) == 300 and pos.n_tokens == 320, (len(pos.audio), pos.n_tokens)
     names = [RESID.format(k=k) for k in range(LAYERS)]
-    _, cache = model.run_with_cache(clean, names_filter=names)  # set-up: both engines read the clean run
+    clean_logits, cache = model.run_with_cache(clean, names_filter=names)  # set-up: both engines read the clean run
 
     width = len(pos.audio) // args.windows
     groups = [("audio", pos.audio[i * width:(i + 1) * width]) for i in range(args.windows)]
@@ -94,6 +100,9 @@ def main() -> None:
     naive, fast = min(cpu["naive"]), min(cpu["fast"])
     diff = float((outputs["naive"] - outputs["fast"]).abs().max())
     spread = float(outputs["naive"].std(0).max())  # how much the cells differ from each other
+    extra = {}
+    if args.attribution:
+        extra = _attribution(model, clean_logits, corrupt, cache, cells, outputs["fast"], min(cpu["fast"]), args.repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(f"cells: {len(cells)} ({LAYERS} blocks × {args.windows} audio windows of {width} tokens + text + readout); "
           f"tokens {pos.n_tokens}; torch threads {torch.get_num_threads()}; load {load}")
@@ -103,7 +112,30 @@ def main() -> None:
                       "fast_cpu_s": round(fast, 3), "speedup_wall": round(min(wall["naive"]) / min(wall["fast"]), 2),
                       "cells": len(cells), "tokens": pos.n_tokens,
                       "audio_tokens": len(pos.audio), "llm_layers": LAYERS, "d_llm": WIDTH,
-                      "cell_logit_spread": round(spread, 4), "load_1min": load}))
+                      "cell_logit_spread": round(spread, 4), "load_1min": load, **extra}))
+
+
+def _attribution(model, clean_logits, corrupt, cache, cells, exact_logits, fast_cpu: float, repeats: int) -> dict:
+    """Attribution patching of ``cells``: its CPU time (best of ``repeats``) and Spearman against exact."""
+    from scipy.stats import spearmanr
+
+    from otoscope.listen.attribution import attribution_patch
+
+    readout = corrupt.positions[0].readout
+    with torch.no_grad():
+        gap = clean_logits[0, readout] - model(corrupt)[0, readout]
+    a, b = int(gap.argmax()), int(gap.argmin())
+    score = lambda logits: logits[..., a] - logits[..., b]  # noqa: E731
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        estimate = attribution_patch(model, corrupt, cache, cells, score)
+        times.append(time.process_time() - start)
+    exact = score(exact_logits).numpy()
+    best = min(times)
+    print(f"attribution: CPU {best:.2f} s; spearman vs exact {spearmanr(exact, estimate).statistic:.3f}")
+    return {"attribution_cpu_s": round(best, 3), "speedup_attribution_vs_fast": round(fast_cpu / best, 2),
+            "spearman_attribution": round(float(spearmanr(exact, estimate).statistic), 3)}
 
 
 if __name__ == "__main__":

@@ -83,3 +83,29 @@ def test_ctc_model_encoder_hook(manifest):
     config = FeaturesConfig(top_n=4, batch_size=2, progress=False)
     stats = feature_stats(model, sae, rows, config)
     check_against_naive(stats, *naive.dense_codes(model, sae, rows), config)
+
+
+def test_json_entries_equal_the_per_entry_computation(tiny_whisper, manifest):
+    """features.json's tables are built in bulk (seconds for the whole table, GC paused); each entry must be
+    what the plain per-entry formula gives, at Whisper's 50 frames/s and at an awkward rate."""
+    import gc
+
+    sae = random_sae(32, 40, "encoder.blocks.0.hook_resid_post", "tiny-random-whisper", architecture="topk", k=3)
+    stats = feature_stats(tiny_whisper, sae, [dict(r) for r in manifest[:3]], FeaturesConfig(top_n=6, progress=False))
+    for fps in (50.0, 48.7):  # 48.7: seconds with many decimals, so a wrong rounding shows
+        stats.frames_per_second = fps
+        data = stats.to_json()
+        assert gc.isenabled()
+        c = stats.columns
+        checked = 0
+        for latent in data["latents"]:
+            i = latent["index"]
+            groups = [(latent["top"], c["top_frame"][i])] + [
+                (g["examples"], None) for g in latent["quantiles"]]
+            for entries, frames in groups:
+                for j, e in enumerate(entries):
+                    assert e["seconds"] == round(e["frame"] / fps, 4)
+                    if frames is not None:
+                        assert e["frame"] == int(frames[j]) and e["value"] == float(c["top_value"][i][j])
+                    checked += 1
+        assert checked > 50

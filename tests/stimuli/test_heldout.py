@@ -49,3 +49,15 @@ def test_study_sets_enlarge_only_the_held_out_half():
     fit_sentences = {s.text for s in sets.fit if s.kind == "speech"}
     held_sentences = {s.text for s in sets.heldout if s.kind == "speech"}
     assert held_sentences <= set(SENTENCES[len(SENTENCES) // 2 :]) and not fit_sentences & held_sentences
+
+
+def test_sentence_halves_seed_zero_is_the_published_split_and_other_seeds_a_fresh_disjoint_one():
+    from otoscope.stimuli import speech
+    from otoscope.stimuli.sets import sentence_halves
+
+    half = len(speech.SENTENCES) // 2
+    assert sentence_halves(0) == (tuple(speech.SENTENCES[:half]), tuple(speech.SENTENCES[half:]))
+    fit, held = sentence_halves(1)
+    assert not set(fit) & set(held) and len(fit) + len(held) == len(speech.SENTENCES)
+    assert set(fit) != set(speech.SENTENCES[:half])
+    assert sentence_halves(1) == (fit, held)  # deterministic

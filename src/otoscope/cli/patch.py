@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from otoscope.cli.args import device, finite_float, nonneg_float, nonneg_int, positive_float, positive_int
+from otoscope.cli.prompt_pairs import register_kinds
 from otoscope.errors import OtoscopeError
 
 
@@ -127,6 +128,7 @@ def cmd_pairs(args) -> None:
     else:
         pair = replace_span(source(), args.start, args.end, word=args.word, fill=args.fill, snr_db=args.snr,
                                seed=args.seed)
+    pair.prompt = args.prompt
     paths = pair.save(args.out)
     print(f"{pair.factor} pair: {pair.description}; {pair.clean.seconds:.3f} s; alignment: {pair.alignment}")
     if pair.clean_words:
@@ -180,6 +182,8 @@ def register(subparsers) -> None:
         k.add_argument("--voice", default="en-us", help="espeak-ng voice (espeak-ng --voices=en)")
         k.add_argument("--speed", type=positive_int, default=130, help="words per minute")
         k.add_argument("--out", required=True, type=Path, help="output folder")
+        k.add_argument("--prompt", default=None, help="audio-LLM question for both runs, written to pair.json for "
+                                                      "'otoscope listen' (e.g. \"Which city does the speaker name?\")")
         if kind in ("noise", "span"):
             k.add_argument("--clean", default=None, type=Path, help="use this audio file instead of --text")
             k.add_argument("--seed", type=nonneg_int, default=0)
@@ -198,3 +202,4 @@ def register(subparsers) -> None:
             k.add_argument("--word", default=None, help="replace this word's span instead")
             k.add_argument("--fill", default="silence", choices=("silence", "noise"))
         k.set_defaults(func=cmd_pairs)
+    register_kinds(kinds)  # context, conflict: pairs that reach an audio-LLM's prompt

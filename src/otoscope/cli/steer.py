@@ -110,7 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", default="whisper-tiny.en", help="model (default whisper-tiny.en)")
     p.add_argument("--n-speech", type=positive_int, default=8, help="speech sentences per split (default 8)")
     p.add_argument("--noise-per-kind", type=positive_int, default=1, help="synthetic noises per kind per split (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="the fit/held-out split: noise streams, held-out animals and sentences (default 0; others: a fresh split)")
     latents = p.add_mutually_exclusive_group()
     latents.add_argument("--sae", type=Path, default=None,
                          help="SAE folder for the latent half (default: train a small SAE per encoder layer on the fit half)")

@@ -13,6 +13,10 @@ over the pair set (the Δs averaged over pairs first), with a bootstrap interval
 block k the difference still travels in the audio tokens; near 0: it travels in the prompt tokens. Δreadout
 shows when it has reached the position that answers (gc is then undefined when both other Δs vanish).
 gc is NaN where a Δ is negative or both are below :data:`MIN_TOTAL`, with the reason.
+
+``method="attribution"`` estimates the Δs to first order from one forward and one backward pass per pair
+(:mod:`otoscope.listen.attribution`) instead of measuring each patch; gc is then an estimate, and the result
+says so (``method``, ``estimate`` in its JSON).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from otoscope.errors import OtoscopeError
+from otoscope.listen.attribution import attribution_patch
 from otoscope.listen.engine import RESID, Cell, fast_patch, naive_patch
 from otoscope.listen.pairs import ListenPair, PreparedListenPair, prepare_listen_pair
 
@@ -35,6 +40,10 @@ NEG_TOL = 1e-3  # a Δ above −NEG_TOL counts as zero (float rounding), below i
 SPAN_MIN = 1e-6  # |clean − corrupt| below this: the pair has no effect to share (it is left out)
 SETS = ("audio", "text", "readout")
 ENGINES = ("fast", "naive")
+METHODS = ("exact", "attribution")  # exact: one patched run per cell; attribution: first-order, one backward pass
+ESTIMATE_NOTE = ("attribution: every Δ is a first-order estimate from one forward and one backward pass per pair "
+                 "(grad · (source − target) summed over the patched positions), so gc is an estimate too; "
+                 "check the layers that matter with method 'exact'")
 
 
 def normalised(value: float, clean: float, corrupt: float, direction: str) -> float:
@@ -118,12 +127,15 @@ class ListenResult:
     """Coverage of the bootstrap interval."""
     n_boot: int = 0
     """Bootstrap resamples."""
+    method: str = "exact"
+    """``exact`` (every Δ measured) or ``attribution`` (every Δ, and so gc, a first-order estimate)."""
 
     def to_json(self) -> dict:
         """Plain-JSON form (NaN → null)."""
         def clean(x):
             return None if isinstance(x, float) and not math.isfinite(x) else x
-        return {"model": self.model, "direction": self.direction, "metric": self.metric,
+        return {"model": self.model, "direction": self.direction, "metric": self.metric, "method": self.method,
+                "estimate": self.method != "exact", "method_note": ESTIMATE_NOTE if self.method != "exact" else "",
                 "gc_definition": "Δaudio / (Δaudio + Δtext), Δ = normalised effect of patching llm.blocks.{k}.hook_resid_pre "
                                  "at the audio-token or text-prompt positions, averaged over pairs",
                 "confidence": self.confidence, "n_boot": self.n_boot,
@@ -139,13 +151,28 @@ class ListenResult:
         return pd.DataFrame([asdict(layer) for layer in self.layers])
 
 
-def pair_effects(model: "HookedAudioModel", prep: PreparedListenPair, direction: str = "denoising",
-                 engine: str = "fast") -> PairEffects:
-    """Δaudio, Δtext, Δreadout at every LLM block for one prepared pair."""
+def check_options(direction: str, engine: str, method: str) -> None:
+    """One-line errors for a bad direction, engine or method."""
     if direction not in ("denoising", "noising"):
         raise OtoscopeError(f"direction must be 'denoising' or 'noising', got {direction!r}.")
     if engine not in ENGINES:
         raise OtoscopeError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    if method not in METHODS:
+        raise OtoscopeError(f"method must be one of {METHODS}, got {method!r}.")
+
+
+def patched_values(model: "HookedAudioModel", prep: PreparedListenPair, target, source_cache, cells: Sequence[Cell],
+                   engine: str = "fast", method: str = "exact") -> list[float]:
+    """The metric after patching each cell: measured (``exact``, by ``engine``) or estimated (``attribution``)."""
+    if method == "attribution":
+        return attribution_patch(model, target, source_cache, cells, prep.score).tolist()
+    return prep.score((fast_patch if engine == "fast" else naive_patch)(model, target, source_cache, cells)).tolist()
+
+
+def pair_effects(model: "HookedAudioModel", prep: PreparedListenPair, direction: str = "denoising",
+                 engine: str = "fast", method: str = "exact") -> PairEffects:
+    """Δaudio, Δtext, Δreadout at every LLM block for one prepared pair (``method``: see :data:`METHODS`)."""
+    check_options(direction, engine, method)
     pos = prep.positions
     n = model.n_llm_layers
     names = [RESID.format(k=k) for k in range(n)]
@@ -156,8 +183,7 @@ def pair_effects(model: "HookedAudioModel", prep: PreparedListenPair, direction:
     corrupt = float(prep.score(corrupt_logits[0, pos.readout]))
     cells = [Cell(names[k], tuple(group), label) for k in range(n)
              for label, group in zip(SETS, (pos.audio, pos.text, [pos.readout]))]
-    patch = fast_patch if engine == "fast" else naive_patch
-    values = prep.score(patch(model, target, source_cache, cells)).tolist()
+    values = patched_values(model, prep, target, source_cache, cells, engine, method)
     deltas = [[normalised(values[3 * k + j], clean, corrupt, direction) for j in range(3)] for k in range(n)]
     return PairEffects(prep.pair.name, prep.pair.kind, clean, corrupt, deltas, pos.to_json())
 
@@ -169,14 +195,18 @@ def _curve(deltas: np.ndarray) -> tuple[np.ndarray, list[tuple[float, str]]]:
 
 
 def listen(model: "HookedAudioModel", pairs: Sequence[ListenPair], *, direction: str = "denoising",
-           engine: str = "fast", n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> ListenResult:
-    """gc(k) for every LLM block of ``model`` over ``pairs``, with a bootstrap interval over pairs."""
+           engine: str = "fast", n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+           method: str = "exact") -> ListenResult:
+    """gc(k) for every LLM block of ``model`` over ``pairs``, with a bootstrap interval over pairs.
+
+    ``method="attribution"`` estimates every Δ to first order (one backward pass per pair); the result says so."""
     if not pairs:
         raise OtoscopeError("no pairs given; pass at least one pair folder.")
     if not 0 < confidence < 1:
         raise OtoscopeError(f"confidence must be between 0 and 1, got {confidence}.")
+    check_options(direction, engine, method)
     preps = [prepare_listen_pair(model, p) for p in pairs]  # every pair checked before any work
-    effects = [pair_effects(model, prep, direction, engine) for prep in preps]
+    effects = [pair_effects(model, prep, direction, engine, method) for prep in preps]
     kept = [e for e in effects if abs(e.clean - e.corrupt) >= SPAN_MIN]
     dropped = [e.name for e in effects if abs(e.clean - e.corrupt) < SPAN_MIN]
     if not kept:
@@ -199,4 +229,5 @@ def listen(model: "HookedAudioModel", pairs: Sequence[ListenPair], *, direction:
     layers = [ListenLayer(k, float(mean[k, 0]), float(mean[k, 1]), float(mean[k, 2]), gcs[k][0], float(low[k]),
                           float(high[k]), gcs[k][1]) for k in range(len(mean))]
     metric = "/".join(sorted({p.metric_name for p in preps}))
-    return ListenResult(model.name, direction, metric, effects, layers, dropped, confidence, n_boot if len(kept) > 1 else 0)
+    return ListenResult(model.name, direction, metric, effects, layers, dropped, confidence, n_boot if len(kept) > 1 else 0,
+                        method)

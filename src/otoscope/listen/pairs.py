@@ -1,6 +1,6 @@
 """Pairs for audio-LLMs: what differs between the clean and the corrupt run, and the answer to score.
 
-* **audio pair** — the audio differs (a word swap, another voice, noise: :mod:`otoscope.patching.pairs`),
+* **audio pair** — the audio differs (a word swap, another voice, noise: :mod:`otoscope.stimuli.pairs`),
   the prompt is the same;
 * **text pair** (text-context) — the prompt differs, the audio is the same;
 * **conflict pair** — both differ: e.g. the clean prompt and audio agree on a word, the corrupt prompt
@@ -11,6 +11,11 @@ A pair folder holds ``pair.json`` (the format ``otoscope pairs`` writes) plus, f
 prompts, ``input_ids`` / ``corrupt_input_ids`` (holding the audio placeholder) serve tokenizer-less models.
 The metric reads the next-token logits at the readout position (the last prompt position):
 logit(answer) − logit(wrong), or log P(answer) without a wrong answer; the answer's first token counts.
+Text answers are the start of the assistant's reply, read without leading spaces (a word-swap pair's
+``" London"`` is ``"London"``); give token ids where a tokenizer wants otherwise.
+
+Pair folders come from ``otoscope pairs``: ``word`` / ``voice`` / ``noise`` / ``span`` (audio pairs; ``--prompt``
+sets the question) and ``context`` / ``conflict`` (:mod:`otoscope.stimuli.prompt_pairs`).
 """
 
 from __future__ import annotations
@@ -82,11 +87,18 @@ def load_listen_pair(path: str | Path, sample_rate: int = 16_000) -> ListenPair:
     except (KeyError, TypeError, json.JSONDecodeError) as err:
         raise OtoscopeError(f"{path} is not a pair file ({type(err).__name__}: {err}); it needs \"clean\" and "
                             "\"answer\" (see docs/audio_llm.md).") from None
+    answer, wrong = _reply(answer), _reply(data.get("wrong"))
     if not answer:
         raise OtoscopeError(f"{path} has an empty \"answer\"; give the word the clean run should say.")
     prompt = data.get("prompt", None if data.get("input_ids") else DEFAULT_PROMPT)
-    return ListenPair(path.parent.name, clean, corrupt, answer, data.get("wrong"), prompt, data.get("corrupt_prompt"),
+    return ListenPair(path.parent.name, clean, corrupt, answer, wrong, prompt, data.get("corrupt_prompt"),
                       data.get("input_ids"), data.get("corrupt_input_ids"))
+
+
+def _reply(answer):
+    """A text answer as the start of the assistant's reply: without the leading space of a Whisper-style answer
+    (``" London"`` from ``otoscope pairs word``); token ids pass unchanged."""
+    return answer.strip() if isinstance(answer, str) else answer
 
 
 def load_listen_pairs(folder: str | Path, sample_rate: int = 16_000) -> list[ListenPair]:

@@ -15,6 +15,11 @@ a time on CPU, where batching slows its attention). The HF modules do all the wo
 hooks on their projections and, for the factored cross-attention, a forward computed with the module's
 own weights.
 
+Gradient runs (attribution patching) take the same shortcuts where they are exact: the run patched into itself
+(the tangent) starts from the cached state at the first hooked point (:meth:`WhisperRunner.forward_from`: the
+front end and the blocks before it are the cached run's), and every gradient run attends to the encoder output
+in the factored form, so no keys or values over 1500 frames are projected or back-propagated through.
+
 :class:`FullForwardRunner` runs the whole model per batch of cells with the patch as a hook: the plain
 computation, used for encoder-only models (wav2vec2, HuBERT, WavLM) and to check the fast path.
 """
@@ -24,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -102,6 +107,10 @@ class FullForwardRunner:
         with torch.set_grad_enabled(grad), self.model.hooks([(n, save) for n in names] + list(hooks)):
             out = self.model.forward_inputs(self._inputs(inputs, readout, 1))
         return CachedRun(inputs, readout, self._read(out, readout, 1), store)
+
+    def forward_from(self, base: CachedRun, names, hooks=(), full_logits: bool = False) -> None:
+        """None: the plain runner keeps no states to start a gradient run from (the caller runs :meth:`forward`)."""
+        return None
 
     @torch.no_grad()
     def run_patched(self, base: CachedRun, hook: str, mask: torch.Tensor, source: torch.Tensor,
@@ -222,11 +231,76 @@ class WhisperRunner:
         device, dtype = self.model.device, self.model.dtype
         with torch.set_grad_enabled(grad), self.model.hooks([(n, save) for n in wanted] + list(hooks)):
             encoder_out = self.encoder(inputs.features.to(device, dtype)).last_hidden_state  # [1, frames, d_model]
+            if grad:  # a gradient run keeps no keys/values: the decoder may attend to encoder_out directly (factored)
+                return CachedRun(inputs, readout, self.decode(encoder_out, readout, 1, full_logits), store)
             kv = cross_kv(self.kv_mods, encoder_out)
             outputs = self.decode(kv, readout, 1, full_logits)
-        if not grad:
-            kv = [(k.detach(), v.detach()) for k, v in kv]
         return CachedRun(inputs, readout, outputs, store, kv)
+
+    def _position(self, name: str) -> float:
+        """Where ``name``'s value is fixed in the forward pass: at block L (its input or inside it) → L, the last
+        block's output → n_layers − ½, the encoder output → n_layers, the decoder → n_layers + 1."""
+        kind, block = self.stage(name)
+        if kind in ("block_input", "block_hook"):
+            return float(block)
+        return {"encoder_last": self.n_layers - 0.5, "encoder_out": float(self.n_layers)}.get(kind, self.n_layers + 1.0)
+
+    def _role(self, name: str, start: float) -> str | None:
+        """How a hook on ``name`` runs in a forward pass started from the cached state at ``start``: "start" (its
+        value is that state, its module does not run: applied by hand), "runs" (its module runs), or None."""
+        n = self.n_layers
+        if name.startswith("decoder."):
+            return "runs"
+        if name == "encoder.hook_ln_final":
+            return "start" if start == n else ("runs" if start < n else None)
+        if name == "encoder.hook_embed":  # a pre-hook on block 0, like its hook_resid_pre
+            return "runs" if start == 0 else None
+        match = re.fullmatch(r"encoder\.blocks\.(\d+)\.(.+)", name)
+        if match is None:
+            return None
+        layer, end = int(match.group(1)), match.group(2) == "hook_resid_post"
+        if start < n - 0.5:
+            return "runs" if layer >= start else ("start" if end and layer == start - 1 else None)
+        return "start" if start == n - 0.5 and end and layer == n - 1 else None
+
+    def forward_from(self, base: CachedRun, names: Sequence[str], hooks=(), full_logits: bool = False
+                     ) -> torch.Tensor | None:
+        """What :meth:`forward` on ``base.inputs`` with ``hooks`` and grad outputs, computed from ``base``'s cached
+        state at the earliest of ``names`` instead of from the features, or None when a hook sits before that
+        point (the caller runs :meth:`forward`).
+
+        Before the first of ``names`` the run is the cached one, so the outputs and their gradients with respect
+        to anything a hook adds at ``names`` are the same; the front end and the blocks before it are neither
+        recomputed nor kept for the backward pass. Hooks on the starting state itself (``hook_resid_post`` of
+        the block before, ``hook_ln_final``), whose modules do not run, are applied to it in the order given.
+        """
+        start = min(self._position(n) for n in names)
+        by_hand, installed = [], []
+        for name, fn in hooks:
+            role = self._role(name, start) if isinstance(name, str) else None
+            if role is None:
+                return None
+            (by_hand if role == "start" else installed).append((name, fn))
+
+        def state(name: str) -> torch.Tensor:
+            value = base.acts[name]
+            for hook, fn in by_hand:
+                out = fn(value, self.model.points[hook])
+                value = value if out is None else out
+            return value
+
+        last = self.n_layers - 1
+        with torch.enable_grad(), self.model.hooks(installed):
+            if start > self.n_layers:  # decoder hooks only: the cached keys and values
+                return self.decode(base.kv, base.readout, 1, full_logits)
+            if start == self.n_layers:
+                memory = state("encoder.hook_ln_final")
+            elif start == last + 0.5:
+                memory = self.encoder.layer_norm(state(f"encoder.blocks.{last}.hook_resid_post"))
+            else:
+                layer = int(start)
+                memory = self.encode_from(state(f"encoder.blocks.{layer}.hook_resid_pre"), layer)
+            return self.decode(memory, base.readout, 1, full_logits)
 
     def _last_layer_memory(self, base: CachedRun, mask: torch.Tensor, source: torch.Tensor, kind: str) -> KV | torch.Tensor:
         """Keys/values when only the frames ``mask`` touches change at the encoder's last block or output (the

@@ -257,8 +257,11 @@ class PatchSession:
                 if embed:
                     run_hooks.insert(0, ("decoder.hook_embed", mix(alpha)))  # before a delta on the same hook
             with frozen_weights(self.model):
-                run = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full)
-                value = self.metric.score(run.outputs).sum()
+                # at α = 0 the run is the cached base run up to the first hook: the runner starts there when it can
+                outputs = None if alpha else self.runner.forward_from(base, names, run_hooks, full)
+                if outputs is None:
+                    outputs = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
+                value = self.metric.score(outputs).sum()
                 return torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
 
         total: list[torch.Tensor | None] = [None] * len(names)

@@ -6,8 +6,10 @@ is a filler word ("you"). The encoder already separates speech from non-speech l
 near 1 from the first layers), so pushing the encoder further to the non-speech side changes nothing
 about that forced choice. What works is to give the first step a word-free way out: steer the
 decoder's residual at the first-prediction position along the unembedding of an ellipsis token
-(``...``). Speech continues with its words after the ellipsis (the normaliser drops it, WER unchanged);
-non-speech has nothing more to say and ends. A gate (mean projection of an encoder layer on the
+(``...``). Non-speech has nothing more to say and ends; speech mostly continues with its words after the
+ellipsis (the normaliser drops it), but not always: ungated, the push costs fit speech 0.07–0.41 WER at the
+strengths that silence non-speech, which is why the gate matters and why the choice weighs what an erring
+gate would cost (:func:`_rank`). A gate (mean projection of an encoder layer on the
 non-speech − speech direction, threshold fitted here) optionally restricts the edit to clips that
 already look non-speech; or a latent gate (summed activation of the SAE latents most selective for
 non-speech at an encoder layer, :mod:`otoscope.steer.nonspeech_latents`) does.
@@ -137,6 +139,14 @@ class Candidate:
     non-speech rate could not beat a candidate already found)."""
     gate_margin: float = 0.0
     """The gate's fit margin (standard deviations) for gated methods."""
+    wer_ungated: float | None = None
+    """Mean WER change on the fit speech when the same edit reaches every speech clip: what a gate that opens
+    wrongly would cost (equal to ``wer_change`` for ungated methods; None: not measured)."""
+    weaker_rate: float = 1.0
+    """Fit hallucination rate of the same edit one strength weaker in its sweep (the unsteered rate for the
+    weakest): how far this strength sits from the edge of silencing (0: one step weaker is already silent)."""
+    relative_strength: float = 1.0
+    """``alpha`` over the largest strength swept for this kind of edit (unit-free, in (0, 1])."""
     screened: bool = False
     """True when it was dropped after the first ``SCREEN_CLIPS`` non-speech clips (its rate is then a bound)."""
 
@@ -169,10 +179,37 @@ class SilenceFit:
 
 
 def _rank(c: Candidate) -> tuple:
-    # fewest fit hallucinations; then gated (speech is protected by the gate); then the larger strength: the
-    # fit set is small and unseen non-speech needs a margin (the smallest strength that empties every fit
-    # clip sits at the edge); then the gate with the larger margin; then the later layer
-    return (c.hallucination_rate, c.method not in GATED, -c.alpha, -c.gate_margin, -c.layer)
+    """Sort key of a candidate (smaller is better); every term is unit-free, so kinds of edit compare fairly.
+
+    1. fewest fit hallucinations;
+    2. the margin on non-speech (``weaker_rate``: the rate one strength weaker): the fit set is small, and a
+       strength that only just empties every fit clip sits at the edge, where unseen non-speech slips
+       through; one whose weaker neighbour is already silent does not;
+    3. the least speech damage if the gate errs (``wer_ungated``: WER, the same unit for every kind): a gate
+       fitted on a few clips will misfire on some unseen speech, and the edit that is milder even then is
+       the safer one (a decoder push costs speech some words; an encoder latent clamp can cost all of them);
+    4. gated before ungated (speech is protected by the gate);
+    5. the gate with the larger margin (standard deviations of its fit scores);
+    6. the larger strength relative to its own sweep; 7. the later layer.
+
+    Raw α is never compared across kinds: it is mean-norm units for a decoder push and multiples of a
+    typical activation for a latent clamp (the earlier rule did, and picked a clamp whose gate then misfired
+    on held-out speech).
+    """
+    damage = 1e9 if c.wer_ungated is None else c.wer_ungated
+    return (c.hallucination_rate, c.weaker_rate, damage, c.method not in GATED, -c.gate_margin, -c.relative_strength,
+            -c.layer)
+
+
+def _set_weaker_rates(candidates: Sequence[Candidate], unsteered: float) -> None:
+    """Fill each candidate's ``weaker_rate`` from the candidates of the same edit (method, token, layer)."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault((c.method, c.token, c.layer), []).append(c)
+    for group in groups.values():
+        group.sort(key=lambda c: c.alpha)
+        for weaker, c in zip([None] + group[:-1], group):
+            c.weaker_rate = unsteered if weaker is None else weaker.hallucination_rate
 
 
 def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequence, *, alphas: Sequence[float] = ALPHAS,
@@ -184,9 +221,10 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
 
     Candidates: the decoder token push (ungated, direction-gated, and latent-gated when ``saes`` are given)
     and, with ``saes`` (encoder layer → SAE), clamping the non-speech latents at ``latent_layers`` (default:
-    every SAE layer), ungated and latent-gated. Picks the lowest non-speech hallucination rate among
-    candidates whose speech transcripts change by at most ``MAX_WER_INCREASE`` WER; ties go to gated
-    candidates, then the larger strength, then the larger gate margin, then the later layer. ``encoded``
+    every SAE layer), ungated and latent-gated. Picks, among candidates whose speech transcripts change by at
+    most ``MAX_WER_INCREASE`` WER, the best by :func:`_rank`: the lowest non-speech hallucination rate, then
+    the largest margin on non-speech (silent one strength weaker), the least speech damage should the gate
+    err, then gated, the larger gate margin, the larger strength relative to its own sweep, the later layer. ``encoded``
     (speech, non-speech) must carry latent sums for ``saes``' layers when both are given.
     """
     if model.adapter.decoding != "seq2seq":
@@ -211,14 +249,17 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
             direction = token_direction(model, token, layer, both)
             for alpha in alphas:
                 steered_s, steered_n = decode(model, enc_s, direction, alpha), decode(model, enc_n, direction, alpha)
+                ungated_wer = mean_wer(base_s, steered_s)
+                strength = float(alpha) / max(alphas)
                 cand = Candidate("decoder_token", token, layer, float(alpha), hallucination_rate(steered_n),
-                                 mean_wer(base_s, steered_s))
+                                 ungated_wer, wer_ungated=ungated_wer, relative_strength=strength)
                 candidates.append((cand, Direction(direction.vector, direction.hook, model.name, float(alpha), "add",
                                                    "mean_norm", direction.scale, "first", None, {})))
                 for method, fit in gates:
                     o_s, o_n = opens[method]
                     cand = Candidate(method, token, layer, float(alpha), hallucination_rate(mix(steered_n, base_n, o_n)),
-                                     mean_wer(base_s, mix(steered_s, base_s, o_s)), fit.margin)
+                                     mean_wer(base_s, mix(steered_s, base_s, o_s)), fit.margin,
+                                     wer_ungated=ungated_wer, relative_strength=strength)
                     candidates.append((cand, Direction(direction.vector, direction.hook, model.name, float(alpha), "add",
                                                        "mean_norm", direction.scale, "first", fit.gate, {})))
     for layer in (sorted(latent_gates) if latent_layers is None else [i for i in latent_layers if i in latent_gates]):
@@ -230,6 +271,7 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
                         and c.wer_change <= MAX_WER_INCREASE), default=1.0)
             # re-running the encoder is costly: first a few non-speech clips; when they alone already give more
             # hallucinations than the best candidate has in all, neither variant can win (a bound, not a guess)
+            strength = float(alpha) / max(latent_alphas)
             first = list(range(min(SCREEN_CLIPS, len(base_n))))
             screened = decode(model, encode_steered(model, enc_n, steer, first))
             gated_first = mix(screened, [base_n[i] for i in first], [o_n[i] for i in first])
@@ -237,28 +279,31 @@ def choose_silencer(model: HookedAudioModel, speech: Sequence, nonspeech: Sequen
                 for method, texts, margin in (("encoder_latents", screened, 0.0),
                                               ("latent_gated_encoder_latents", gated_first, fit.margin)):
                     candidates.append((Candidate(method, "", layer, float(alpha), hallucination_rate(texts), None, margin,
-                                                 screened=True), None))
+                                                 relative_strength=strength, screened=True), None))
                 continue
             rest = list(range(len(first), len(base_n)))
             steered_n = screened + (decode(model, encode_steered(model, enc_n, steer, rest)) if rest else [])
+            rates = {"encoder_latents": hallucination_rate(steered_n),
+                     "latent_gated_encoder_latents": hallucination_rate(mix(steered_n, base_n, o_n))}
+            # only a candidate that could win is measured on speech, on every clip: the ungated WER is also
+            # what the gated clamp would cost where its gate errs (see _rank)
+            steered_s = decode(model, encode_steered(model, enc_s, steer)) if min(rates.values()) <= best else None
+            ungated_wer = None if steered_s is None else mean_wer(base_s, steered_s)
             for method, o, margin in (("encoder_latents", None, 0.0), ("latent_gated_encoder_latents", o_s, fit.margin)):
-                rate = hallucination_rate(steered_n if o is None else mix(steered_n, base_n, o_n))
-                rows = [i for i in range(len(base_s)) if o is None or o[i]]  # speech clips the edit reaches
                 wer = None
-                if rate <= best:  # only a candidate that could win is measured on speech
-                    texts = list(base_s)
-                    if rows:
-                        for i, t in zip(rows, decode(model, encode_steered(model, enc_s, steer, rows))):
-                            texts[i] = t
-                    wer = mean_wer(base_s, texts)
-                candidates.append((Candidate(method, "", layer, float(alpha), rate, wer, margin),
+                if steered_s is not None and rates[method] <= best:
+                    wer = mean_wer(base_s, steered_s if o is None else mix(steered_s, base_s, o))
+                candidates.append((Candidate(method, "", layer, float(alpha), rates[method], wer, margin,
+                                             wer_ungated=ungated_wer, relative_strength=strength),
                                    latent_steer(model, saes[layer], stats[layer], fit.gate.latents, float(alpha),
                                                 None if o is None else fit)))
+    _set_weaker_rates([c for c, _ in candidates], hallucination_rate(base_n))
     measured = [(c, x) for c, x in candidates if c.wer_change is not None]
     ok = [(c, x) for c, x in measured if c.wer_change <= MAX_WER_INCREASE] or measured
     chosen, intervention = min(ok, key=lambda cx: _rank(cx[0]))
     intervention.meta = {"method": chosen.method, "token": chosen.token,
                          "fit": {"hallucination_rate": chosen.hallucination_rate, "wer_change": chosen.wer_change,
+                                 "wer_ungated": chosen.wer_ungated, "weaker_rate": chosen.weaker_rate,
                                  "baseline_hallucination_rate": hallucination_rate(base_n),
                                  "n_speech": len(enc_s.clips), "n_nonspeech": len(enc_n.clips),
                                  "gate_layer": best_gate.layer, "gate_accuracy": best_gate.accuracy,

@@ -50,7 +50,8 @@ class StudyConfig:
     noise_per_kind: int = 1
     """Synthetic noises per kind (7 kinds) per split."""
     seed: int = 0
-    """Seed of the noise levels/lengths and the animal split."""
+    """Seed of the fit/held-out split: noise streams, which animals and which sentences are held out (0: the
+    published split; any other value gives a fresh one)."""
     alphas: tuple[float, ...] = (0.25, 1.0)
     """Decoder-side strengths, in units of the mean residual norm at the hook."""
     decoder_layers: tuple[int, ...] | None = (1, 3)
@@ -80,8 +81,8 @@ class StudyConfig:
     """Held-out (speech, non-speech) clips in the latent clamp sweep (None: all), evenly spaced."""
 
     def __post_init__(self):
-        if self.n_speech < 2 or self.noise_per_kind < 0 or self.naive_clips < 0 or self.check_clips < 0:
-            raise ValueError("n_speech must be ≥ 2; noise_per_kind, naive_clips and check_clips ≥ 0.")
+        if self.n_speech < 2 or min(self.noise_per_kind, self.naive_clips, self.check_clips, self.seed) < 0:
+            raise ValueError("n_speech must be ≥ 2; noise_per_kind, naive_clips, check_clips and seed ≥ 0.")
         if not self.alphas:
             raise ValueError("give at least one strength in alphas.")
         if any(k is not None and k < 1 for k in self.latent_clips):

@@ -4,7 +4,7 @@ Added to the held-out half of :func:`otoscope.stimuli.sets.speech_nonspeech_sets
 ever fitted on. How fit and held-out stay apart:
 
 - **speech**: only sentences of the held-out half of :data:`otoscope.stimuli.speech.SENTENCES` (the fit
-  half uses the others), the unused ones first, then repeats of held-out sentences in other voices/rates;
+  half uses the others; :func:`~otoscope.stimuli.sets.sentence_halves`, seed-dependent), the unused ones first, then repeats of held-out sentences in other voices/rates;
 - **synthetic noise, known kinds**: more clips of the seven kinds, drawn from random streams seeded
   ``[seed, 1, 100 + j]`` (the fit half draws from ``[seed, 0]``);
 - **synthetic noise, new kinds** (:data:`NEW_KINDS`): beeps, buzz, band-limited noise, amplitude-modulated
@@ -21,7 +21,7 @@ import numpy as np
 
 from otoscope.audio.io import Clip
 from otoscope.stimuli import noise, speech
-from otoscope.stimuli.sets import Stimulus, StimulusSet, speech_nonspeech_sets
+from otoscope.stimuli.sets import Stimulus, StimulusSet, sentence_halves, speech_nonspeech_sets
 
 SAMPLE_RATE = noise.SAMPLE_RATE  # Hz
 EXTRA_VOICES = ("en-us+f2", "en-gb+m4", "en-029", "en-us+f4")  # voices never used in the fit half
@@ -127,11 +127,10 @@ def animal_variants(seed: int = 0) -> list[Stimulus]:
     return out
 
 
-def extra_speech(n_base: int, n_extra: int = 16) -> list[Stimulus]:
+def extra_speech(n_base: int, n_extra: int = 16, seed: int = 0) -> list[Stimulus]:
     """``n_extra`` more held-out speech clips: the held-out sentences the base set did not use (``n_base``
     were used), then held-out sentences again in voices the fit half never uses, at other rates."""
-    half = len(speech.SENTENCES) // 2
-    held = speech.SENTENCES[half:]
+    held = sentence_halves(seed)[1]
     out = []
     for i in range(n_extra):
         j = n_base + i
@@ -151,7 +150,7 @@ def study_sets(n_speech: int = 8, noise_per_kind: int = 1, seed: int = 0, extra_
     """The study's stimuli: :func:`speech_nonspeech_sets` with its held-out half enlarged as described above
     (the fit half unchanged). Defaults: 25 fit clips; 24 speech + 61 non-speech held out."""
     base = speech_nonspeech_sets(n_speech, noise_per_kind, seed)
-    extra = extra_speech(min(n_speech, len(speech.SENTENCES) // 2), extra_speech_clips) if extra_speech_clips else []
+    extra = extra_speech(min(n_speech, len(speech.SENTENCES) // 2), extra_speech_clips, seed) if extra_speech_clips else []
     extra += extra_noise(extra_noise_per_kind, new_noise_per_kind, seed)
     if animal_variations:
         extra += animal_variants(seed)

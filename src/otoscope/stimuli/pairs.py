@@ -53,6 +53,8 @@ class MinimalPair:
     """Suggested wrong answer: the corrupt word (word swaps only)."""
     details: dict = field(default_factory=dict)
     """The factor's parameters (voices, SNR, span, seed, ...)."""
+    prompt: str | None = None
+    """An audio-LLM prompt for both runs (``otoscope listen`` reads it; None: its default question)."""
 
     def patch_args(self) -> dict:
         """Keyword arguments for :func:`otoscope.patching.patch` (clips, text, answer, wrong, words)."""
@@ -70,7 +72,8 @@ class MinimalPair:
                 "seconds": round(self.clean.seconds, 4), "sample_rate": self.clean.sample_rate,
                 "alignment": self.alignment, "text": self.text, "answer": self.answer, "wrong": self.wrong,
                 "clean_words": [asdict(w) for w in self.clean_words],
-                "corrupt_words": [asdict(w) for w in self.corrupt_words], "details": self.details}
+                "corrupt_words": [asdict(w) for w in self.corrupt_words], "details": self.details,
+                **({"prompt": self.prompt} if self.prompt is not None else {})}
 
     def save(self, out: str | Path) -> list[Path]:
         """Write ``clean.flac``, ``corrupt.flac`` (16-bit) and ``pair.json`` into folder ``out``, which is replaced
@@ -102,7 +105,7 @@ def load_pair(path: str | Path, sample_rate: int = 16_000) -> MinimalPair:
         corrupt = to_clip(str(path.parent / data["corrupt"]), sample_rate)
         return MinimalPair(clean, corrupt, data["factor"], data.get("description", ""), words("clean_words"),
                            words("corrupt_words"), data.get("alignment", ""), data.get("text"), data.get("answer"),
-                           data.get("wrong"), data.get("details", {}))
+                           data.get("wrong"), data.get("details", {}), data.get("prompt"))
     except (KeyError, TypeError, json.JSONDecodeError) as err:
         raise OtoscopeError(f"{path} is not a pair file ({err}); make one with 'otoscope pairs'.") from None
 

@@ -1,6 +1,7 @@
 """A labelled speech / non-speech stimulus set, split into fit and held-out halves with fixed seeds.
 
-Speech: the sentences of :mod:`otoscope.stimuli.speech` (first half fit, second half held out), voices
+Speech: the sentences of :mod:`otoscope.stimuli.speech` (first half fit, second half held out; another
+half for seeds other than 0: :func:`sentence_halves`), voices
 and speaking rates cycled. Non-speech: every synthetic kind of :mod:`otoscope.stimuli.noise` at varied
 levels and lengths (different seeds per split), and the bundled animal clips split by animal (no
 animal is in both halves), each at two levels.
@@ -49,9 +50,19 @@ class StimulusSet:
         return getattr(self, name)
 
 
-def _speech(split: str, n: int) -> list[Stimulus]:
-    half = len(speech.SENTENCES) // 2
-    sentences = speech.SENTENCES[:half] if split == "fit" else speech.SENTENCES[half:]
+def sentence_halves(seed: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(fit, held-out) halves of :data:`otoscope.stimuli.speech.SENTENCES`: the first half and the second for
+    seed 0 (the study's published split), a seeded random half otherwise (a fresh split of the sentences)."""
+    order = list(speech.SENTENCES)
+    if seed:
+        order = [order[i] for i in np.random.default_rng([seed, 7]).permutation(len(order))]
+    half = len(order) // 2
+    return tuple(order[:half]), tuple(order[half:])
+
+
+def _speech(split: str, n: int, seed: int = 0) -> list[Stimulus]:
+    fit, held = sentence_halves(seed)
+    sentences = fit if split == "fit" else held
     out = []
     for i in range(min(n, len(sentences))):
         voice = speech.VOICES[(i + (split == "heldout")) % len(speech.VOICES)]
@@ -95,7 +106,7 @@ def speech_nonspeech_sets(n_speech: int = 20, noise_per_kind: int = 3, seed: int
     plus half the animal clips (at two levels) per split. Deterministic for a given ``seed``."""
     result = StimulusSet()
     for split in SPLITS:
-        items = _speech(split, n_speech) + _noise(split, noise_per_kind, seed)
+        items = _speech(split, n_speech, seed) + _noise(split, noise_per_kind, seed)
         if animals:
             items += _animals(split, seed)
         setattr(result, split, items)
