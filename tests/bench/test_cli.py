@@ -32,7 +32,7 @@ def test_build_writes_audio_and_a_manifest(tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert "wrote 4 pairs of 2 tasks" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["version"] == "1" and list(manifest["tasks"]) == ["keyword", "nonspeech"]
+    assert manifest["version"] == "2" and list(manifest["tasks"]) == ["keyword", "nonspeech"]
     for task in manifest["tasks"].values():
         assert task["kept"] == 2 and task["checked_by"] == [] and task["dropped"] == []
         for pair in task["pairs"]:

@@ -13,9 +13,9 @@ HOSTILE = '<script>alert("x")</script>'
 def _results(model="whisper-tiny.en", reason="fine"):
     cells = [{"hook": f"encoder.blocks.{k}.hook_resid_post", "layer": k, "frames": [f, f + 10],
               "seconds": [f / 50, (f + 10) / 50], "tokens": None} for k in range(2) for f in (0, 10, 20)]
-    scores = {"spearman": 0.5, "pearson": 0.4, "top5_recall": 0.6, "region_share": None, "time_fraction": 0.1}
+    scores = {"spearman": 0.5, "pearson": 0.4, "top_recall": 0.6, "region_share": None, "time_fraction": 0.1}
     entry = {"units": 3, "dropped": 1, "dropped_reasons": [{"pair": "p1", "reason": reason}], "clean": 2.0,
-             "corrupt": -1.0, "grounding": [{"layer": 0, "gc": 0.9, "delta_audio": 0.9, "delta_text": 0.1, "n": 3}],
+             "corrupt": -1.0, "grounding": [{"layer": 0, "gc": 0.9, "delta_audio": 0.9, "delta_text": 0.1, "n": 3, "pairs": 3}],
              "methods": {m: {**scores, "n": 3, "seconds": 1.0, "spearman_by_direction": {"denoising": 0.5}}
                          for m in ("exact", "random")},
              "example": {"pair": "p0", "direction": "denoising", "cells": cells, "inside": [False, True, False] * 2,

@@ -31,16 +31,33 @@ def test_generators_are_seeded_and_well_formed(name):
         assert len(p.clean.samples) == len(p.corrupt.samples) and p.clean.sample_rate == 16000
         if p.region is not None:
             assert 0 <= p.region[0] < p.region[1] <= p.clean.seconds + 1e-6
-        if name != "context":
-            assert not np.array_equal(p.clean.samples, p.corrupt.samples)
+        assert not np.array_equal(p.clean.samples, p.corrupt.samples)
 
 
-def test_context_prompts_have_one_token_length(tiny_en):
-    for p in itertools.islice(TASKS["context"].generate(0), 4):
-        assert np.array_equal(p.clean.samples, p.corrupt.samples)  # same audio: only the prompt differs
+def test_context_pairs_change_audio_and_prompt_together(tiny_en):
+    for p in itertools.islice(TASKS["context"].generate(0), 3):
         clean, corrupt = (tiny_en.to_tokens(x) for x in p.prompt)
-        assert len(clean) == len(corrupt) and clean != corrupt
+        assert len(clean) == len(corrupt) and clean != corrupt  # decoder positions line up
         assert p.answer.strip() in p.prompt[0] and p.wrong.strip() in p.prompt[1]
+        start, end = (int(t * 16000) for t in p.details["word_span"])
+        # a spliced minimal pair: the audio differs at the word, not before it
+        assert np.array_equal(p.clean.samples[: start - 800], p.corrupt.samples[: start - 800])
+        assert not np.array_equal(p.clean.samples[start:end], p.corrupt.samples[start:end])
+
+
+def test_context_grounding_is_defined_on_the_bundled_model(tiny_en):
+    # both pathways carry the contrast the same way, so the last decoder layer's gc is a share in (0, 1); the
+    # first version of the task (the same audio under two prompts) gave a negative Δaudio there, and NaN
+    from otoscope.bench.metrics import session_options
+    from otoscope.patching import open_session
+    from otoscope.patching.grounding import grounding_coefficient
+
+    pair = next(TASKS["context"].generate(0))
+    session = open_session(tiny_en, pair.clean, pair.corrupt, **session_options(tiny_en, pair))
+    result = grounding_coefficient(session)
+    assert result.clean > 0 > result.corrupt
+    last = result.layers[-1]
+    assert last.delta_audio > 0.05 and last.delta_text > 0.05 and 0 < last.gc < 1
 
 
 def test_word_swap_region_is_the_swapped_word():

@@ -25,6 +25,23 @@ def test_identical_and_reversed_maps():
     assert np.isnan(flipped.time_fraction)
 
 
+@pytest.mark.parametrize("direction", ["denoising", "noising"])
+def test_a_method_with_every_sign_flipped(direction):
+    # docs/benchmark.md: top-5 recall and share in region say *where* (by |effect|), the correlations say which
+    # way; a method whose effects are exactly exact's with the sign flipped finds the right cells (recall 1, the
+    # same share in region) and is flagged by Spearman = Pearson = -1
+    effects = np.array([0.9, -0.6, 0.05, 0.3, -0.02, 0.0, 0.7, 0.1, -0.4, 0.01])
+    normalized = effects if direction == "denoising" else 1 - effects  # clean 1, corrupt 0: value = normalised
+    flipped = -effects if direction == "denoising" else 1 + effects
+    exact, estimate = result(normalized, direction=direction), result(flipped, "attribution", direction=direction)
+    assert estimate.effects() == pytest.approx(-exact.effects())
+    mask = region_mask(exact, 0.0, 0.4)  # cells 0 and 1
+    s, own = score_method(exact, estimate, region=mask), score_method(exact, exact, region=mask)
+    assert s.spearman == pytest.approx(-1) and s.pearson == pytest.approx(-1)
+    assert s.top_recall == 1 and own.top_recall == 1
+    assert s.region_share == pytest.approx(own.region_share) == pytest.approx(1.5 / np.abs(effects).sum())
+
+
 def test_top_recall_counts_the_shared_strongest_cells():
     exact = result([0.9, 0.8, 0.7, 0.6, 0.5, 0, 0, 0, 0, 0])
     # the estimate finds cells 0, 1, 2 among its five strongest, and two weak ones instead of 3 and 4

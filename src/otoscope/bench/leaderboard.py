@@ -20,7 +20,7 @@ CSS = """
 .heat caption { font-size: 12px; text-align: left; }
 td.score { color: #1d2330; }
 """
-LABELS = {"spearman": "Spearman", "pearson": "Pearson", "top5_recall": "top-5 recall", "region_share": "share in region",
+LABELS = {"spearman": "Spearman", "pearson": "Pearson", "top_recall": "top-5 recall", "region_share": "share in region",
           "time_fraction": "time / exact"}
 
 
@@ -72,7 +72,7 @@ def _overview(results: dict) -> str:
                 cells.append(f'<td class="score" style="background:{_score_colour(value)}">{fmt(value, 2)}</td>')
             mean = results["overall"][model][method]
             body.append(f'<tr><td class="text">{esc(model)}</td><td class="text">{esc(method)}</td>{"".join(cells)}'
-                        f"<td>{fmt(mean['spearman'], 2)}</td><td>{fmt(mean['top5_recall'], 2)}</td>"
+                        f"<td>{fmt(mean['spearman'], 2)}</td><td>{fmt(mean['top_recall'], 2)}</td>"
                         f"<td>{fmt(mean['time_fraction'], 3)}</td></tr>")
     legend = "".join(f"<li><b>{esc(m)}</b>: {esc(d)}</li>" for m, d in results["method_descriptions"].items())
     return (f"<p class='note'>Spearman correlation of each method's cell effects with exact patching, mean over "
@@ -100,7 +100,7 @@ def _task_section(name: str, task: dict, methods: list[str]) -> str:
             parts.append("<p class='note'>Grounding coefficient per decoder layer (mean over pairs; 1 = listens, "
                          "0 = follows the prompt):</p>")
             parts.append(table([("layer", "layer"), ("gc", "gc"), ("delta_audio", "Δaudio"), ("delta_text", "Δtext"),
-                                ("n", "n")], entry["grounding"]))
+                                ("n", "gc defined"), ("pairs", "pairs")], entry["grounding"]))
         example = entry.get("example")
         if example:
             parts.append(f"<p class='note'>Effect maps of pair {esc(example['pair'])} ({esc(example['direction'])}); "

@@ -1,9 +1,12 @@
 """The localisation methods the benchmark compares, behind one small table.
 
-Each method maps an open patching session and a sweep's settings to one normalised score per cell
-(``(patched − corrupt) / (clean − corrupt)``, as exact patching reports), in the order of the exact
-sweep's cells. Exact patching is the reference the others are scored against. The methods are
-:data:`otoscope.patching.methods.METHODS`, name for name: a method registered there is benchmarked here.
+Each method maps an open patching session and a sweep's settings to a
+:class:`~otoscope.patching.result.PatchResult` over the same cells as the exact sweep, scored against it by
+:func:`otoscope.patching.scores.score_method`. Exact patching is the reference the others are scored
+against. The methods are :data:`otoscope.patching.methods.METHODS`, name for name: a method registered
+there is benchmarked here. All methods of a unit share one session, so a gradient pass or an exact cell
+one method computed is reused by the next; each result's time is still what the method costs alone
+(:meth:`otoscope.patching.session.PatchSession.memo`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from otoscope.errors import OtoscopeError, did_you_mean
 from otoscope.patching.methods import METHODS as REGISTRY
+from otoscope.patching.result import PatchResult
 
 REFERENCE = "exact"  # the method every other one is scored against
 
@@ -28,23 +30,21 @@ class Method:
     """Name on the command line and in results."""
     description: str
     """What it computes, in one line."""
-    run: Callable[..., np.ndarray]
-    """``run(session, sweep_options, seed) -> [cells]`` normalised scores."""
+    run: Callable[..., PatchResult]
+    """``run(session, sweep_options, seed) -> PatchResult`` over the sweep's cells."""
 
 
-def _sweep(method: str, **extra):
-    def run(session, options: dict, seed: int) -> np.ndarray:
+def _sweep(method: str):
+    def run(session, options: dict, seed: int) -> PatchResult:
         from otoscope.patching import sweep
 
         seeded = {"seed": seed} if method == "random" else {}  # the floor's scores: stable per pair, not per run
-        result = sweep(session, method=method, **options, **extra, **seeded)
-        return np.array([c.normalized for c in result.cells], dtype=np.float64)
+        return sweep(session, method=method, **options, **seeded)
     return run
 
 
-METHODS: dict[str, Method] = {
-    name: Method(name, (fn.__doc__ or name).split(": ``")[0], _sweep(name, **({"ig_steps": 5} if name == "attribution-ig" else {})))
-    for name, fn in REGISTRY.items()}
+METHODS: dict[str, Method] = {name: Method(name, (fn.__doc__ or name).split(": ``")[0], _sweep(name))
+                              for name, fn in REGISTRY.items()}
 """Every method of the patching registry, run through ``sweep(session, method=name)``."""
 
 

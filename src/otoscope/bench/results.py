@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from otoscope.bench.methods import METHODS
-from otoscope.bench.scores import effect
 from otoscope.bench.suite import SUITE_NAME, SUITE_VERSION, Suite
 from otoscope.bench.tasks import TASKS
+from otoscope.patching.result import effects_of
 
-SCORE_KEYS = ("spearman", "pearson", "top5_recall", "region_share", "time_fraction")
+SCORE_KEYS = ("spearman", "pearson", "top_recall", "region_share", "time_fraction")
+"""The scores of :class:`otoscope.patching.scores.MethodScores` averaged per task, model and method."""
 
 
 def _mean(values) -> float | None:
@@ -35,7 +36,9 @@ def _grounding(units: list[dict]) -> list[dict] | None:
                 entry[key].append(row[key])
     if not layers:
         return None
-    return [{"layer": k, **{key: _mean(v) for key, v in entry.items()}, "n": len(entry["gc"])}
+    # n: pairs where gc is defined at the layer (both Δ >= 0, their sum not ~0); the Δs are means over all pairs
+    return [{"layer": k, **{key: _mean(v) for key, v in entry.items()},
+             "n": sum(v is not None and math.isfinite(v) for v in entry["gc"]), "pairs": len(entry["gc"])}
             for k, entry in sorted(layers.items())]
 
 
@@ -44,8 +47,8 @@ def _example(unit: dict) -> dict:
     return {"pair": unit["pair"], "direction": unit["direction"],
             "cells": [{"hook": c["hook"], "layer": c["layer"], "frames": c["frames"], "seconds": c["seconds"],
                        "tokens": c["tokens"]} for c in unit["cells"]], "inside": unit["inside"],
-            "effects": {m: [None if v is None else round(float(v), 4)
-                            for v in effect([math.nan if x is None else x for x in r["normalized"]], unit["direction"])]
+            "effects": {m: [round(v, 4) if math.isfinite(v) else None
+                            for v in effects_of(r["normalized"], unit["direction"]).tolist()]
                         for m, r in unit["methods"].items()}}
 
 
@@ -65,7 +68,7 @@ def summarise(out: str | Path, suite: Suite, config) -> dict:
             for method in config.methods:
                 rows = [u["scores"][method] for u in ok if method in u["scores"]]
                 by_direction = {d: [u["scores"][method] for u in ok if u["direction"] == d and method in u["scores"]]
-                                for d in task.directions}
+                                for d in config.directions(name)}
                 methods[method] = {**{k: _mean(r[k] for r in rows) for k in SCORE_KEYS}, "n": len(rows),
                                    "seconds": _mean(u["methods"][method]["seconds"] for u in ok if method in u["methods"]),
                                    "spearman_by_direction": {d: _mean(r["spearman"] for r in v)
@@ -79,7 +82,7 @@ def summarise(out: str | Path, suite: Suite, config) -> dict:
         dropped_at_build: dict[str, int] = {}
         for d in ts.dropped:
             dropped_at_build[d["model"]] = dropped_at_build.get(d["model"], 0) + 1
-        tasks[name] = {"title": task.title, "question": task.question, "directions": list(task.directions),
+        tasks[name] = {"title": task.title, "question": task.question, "directions": list(config.directions(name)),
                        "hooks": task.hooks, "pairs": len(ts.pairs), "candidates": ts.candidates,
                        "dropped_at_build": dropped_at_build, "models": per_model}
     overall = {}

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Callable
 
 from otoscope.bench.methods import METHODS, REFERENCE, seed_of
 from otoscope.bench.pair import BenchPair
-from otoscope.bench.scores import cells_in_region, score
 from otoscope.bench.suite import SUITE_VERSION, Suite, SuiteConfig, build_suite, load_suite
 from otoscope.bench.tasks import TASKS
 from otoscope.errors import OtoscopeError
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
 RUN_FILE = "bench_run.json"  # marks a folder as a benchmark run (resumable in place)
 FULL_WINDOW = 10  # encoder frames per cell (200 ms) in the full suite
 QUICK_WINDOW = 25  # encoder frames per cell (500 ms) with --quick
+FULL_IG_STEPS = 5  # interpolation points of attribution-ig in the full suite
+QUICK_IG_STEPS = 3  # with --quick (its midpoints 1/6, 1/2, 5/6 include two-point's α = 1/2)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class BenchConfig:
     methods: tuple[str, ...] = tuple(METHODS)
     """Method names; the reference (exact) is always run first."""
     quick: bool = False
-    """Five pairs per task and coarser cells: a smoke run of the whole harness."""
+    """Five pairs per task, coarser cells, one direction per task (the first: denoising) and attribution-ig with
+    fewer steps: a smoke run of the whole harness (docs/benchmark.md says what it trades away)."""
     seed: int = 0
     """Seed of the task generators and the random method."""
     n_pairs: int | None = None
@@ -73,6 +75,15 @@ class BenchConfig:
     def frames_per_cell(self) -> int:
         """Encoder frames per cell."""
         return self.window or (QUICK_WINDOW if self.quick else FULL_WINDOW)
+
+    @property
+    def ig_steps(self) -> int:
+        """Interpolation points of attribution-ig."""
+        return QUICK_IG_STEPS if self.quick else FULL_IG_STEPS
+
+    def directions(self, task: str) -> tuple[str, ...]:
+        """The directions a task's pairs are swept in: all of the task's, or with ``quick`` only its first."""
+        return TASKS[task].directions[:1] if self.quick else TASKS[task].directions
 
     def identity(self) -> dict:
         """What must match for a folder to be resumed: the suite (version, seed, size) and the cells."""
@@ -107,7 +118,7 @@ class UnitResult:
     methods: dict[str, dict] = field(default_factory=dict)
     """Method → ``{"normalized": [cells], "seconds": sweep time}``."""
     scores: dict[str, dict] = field(default_factory=dict)
-    """Method → its scores against exact (:class:`otoscope.bench.scores.Scores`)."""
+    """Method → its scores against exact (:class:`otoscope.patching.scores.MethodScores`)."""
     grounding: list[dict] | None = None
     """Grounding coefficient per decoder layer (tasks that ask for it)."""
 
@@ -121,39 +132,35 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def run_unit(model: HookedAudioModel, task_name: str, pair: BenchPair, direction: str, methods, window: int, seed: int) -> UnitResult:
-    """Sweep ``pair`` with every method (exact first) and score each against exact."""
+def run_unit(model: HookedAudioModel, task_name: str, pair: BenchPair, direction: str, methods, window: int, seed: int,
+             ig_steps: int = FULL_IG_STEPS) -> UnitResult:
+    """Sweep ``pair`` with every method (exact first, all in one session) and score each against exact."""
     from otoscope.bench.metrics import check_clean, session_options
     from otoscope.patching import open_session
-    from otoscope.patching.api import cell_results
-    from otoscope.patching.config import SweepConfig
+    from otoscope.patching.scores import region_mask, score_method
 
     task = TASKS[task_name]
     unit = UnitResult(model.name, task_name, pair.id, direction, "ok")
     session = open_session(model, pair.clean, pair.corrupt, **session_options(model, pair))
     # a clip shorter than one window (a lone keyword) is one cell wide
-    options = {"hooks": task.hooks, "window": min(window, session.pair.n_frames), "direction": direction}
-    config = SweepConfig(**options)
-    cells = session.cells(config, session.hook_names(task.hooks))  # caches the clean and corrupt runs: off the clocks
+    options = {"hooks": task.hooks, "window": min(window, session.pair.n_frames), "direction": direction,
+               "ig_steps": ig_steps}
     unit.clean, unit.corrupt = session.clean_value, session.corrupt_value
     check = check_clean(model, pair, session)
     if not check.ok:
         unit.status, unit.reason = "dropped", check.reason
         return unit
-    rows = cell_results(model, cells, [0.0] * len(cells), unit.clean, unit.corrupt)
-    unit.cells = [{"hook": r.hook, "layer": r.layer, "frames": r.frames, "seconds": r.seconds, "tokens": r.tokens}
-                  for r in rows]
-    unit.inside = cells_in_region(unit.cells, pair.region)
-    for name in methods:
-        start = time.perf_counter()
-        values = METHODS[name].run(session, options, seed_of(str(seed), model.name, pair.id, direction))
-        seconds = time.perf_counter() - start
-        unit.methods[name] = {"normalized": [_finite(float(v)) for v in values], "seconds": round(seconds, 4)}
-    exact = [float("nan") if v is None else v for v in unit.methods[REFERENCE]["normalized"]]
-    for name in methods:
-        values = [float("nan") if v is None else v for v in unit.methods[name]["normalized"]]
-        unit.scores[name] = score(exact, values, direction, unit.inside, unit.methods[name]["seconds"],
-                                  unit.methods[REFERENCE]["seconds"]).to_json()
+    results = {name: METHODS[name].run(session, options, seed_of(str(seed), model.name, pair.id, direction))
+               for name in methods}
+    exact = results[REFERENCE]
+    unit.cells = [{"hook": c.hook, "layer": c.layer, "frames": c.frames, "seconds": c.seconds, "tokens": c.tokens}
+                  for c in exact.cells]
+    region = None if pair.region is None else region_mask(exact, *pair.region)
+    unit.inside = [False] * len(exact.cells) if region is None else region.tolist()
+    for name, result in results.items():
+        unit.methods[name] = {"normalized": [_finite(c.normalized) for c in result.cells],
+                              "seconds": result.context["seconds"]}
+        unit.scores[name] = score_method(exact, result, region).to_json()
     if task.grounding:
         from otoscope.patching.grounding import grounding_coefficient
 
@@ -235,14 +242,14 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
     for model in models.values():
         for task_name in (t for t in applicable if TASKS[t].applies_to(model)):
             for pair in suite.tasks[task_name].pairs:
-                for direction in TASKS[task_name].directions:
+                for direction in config.directions(task_name):
                     path = unit_path(out, model.name, task_name, pair.id, direction)
                     if _complete(path, config.methods):
                         run["units_resumed"] += 1
                         continue
                     t0 = time.perf_counter()
                     unit = run_unit(model, task_name, pair, direction, config.methods, config.frames_per_cell,
-                                    config.seed)
+                                    config.seed, config.ig_steps)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     write_text_atomic(path, json.dumps(asdict(unit), allow_nan=False))
                     run["units_run"] += 1

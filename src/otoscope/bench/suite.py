@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from otoscope.models.hooked import HookedAudioModel
 
 SUITE_NAME = "otoscope-audio-causal"
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"
 """Bump when a generator, template or metric changes what a seed produces."""
 FULL_PAIRS = 40  # pairs per task in the full suite
 QUICK_PAIRS = 5  # pairs per task with --quick

@@ -52,7 +52,8 @@ def register(sub) -> None:
     def suite_args(p):
         p.add_argument("--tasks", default="all",
                        help="comma list of tasks or 'all': asr-word, keyword, noise, context, nonspeech, ctc-word")
-        p.add_argument("--quick", action="store_true", help="5 pairs per task (40 in the full suite) and coarser cells")
+        p.add_argument("--quick", action="store_true", help="a smoke run: 5 pairs per task (40 in the full suite), 500 ms cells, one direction per task, "
+                            "attribution-ig with 3 steps (docs/benchmark.md, Quick)")
         p.add_argument("--n-pairs", type=positive_int, default=None, help="pairs per task (overrides --quick's 5 / 40)")
         p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the task generators (default 0)")
         p.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1, … (default cpu)")
@@ -61,7 +62,8 @@ def register(sub) -> None:
     p = commands.add_parser("run", help="run every method on every task and model; resumable (rerun to continue)")
     p.add_argument("--models", default="whisper-tiny.en,whisper-base", help="comma list of model names")
     p.add_argument("--methods", default="all",
-                   help="comma list of methods or 'all': exact, attribution, attribution-ig, random (exact always runs)")
+                   help="comma list of methods or 'all': exact, attribution, attribution-ig, atp-qk, atp-star, two-point, "
+                        "hybrid, random (exact always runs)")
     p.add_argument("--window", type=positive_int, default=None, help="encoder frames per cell (default 10; 25 with --quick)")
     suite_args(p)
     p.set_defaults(func=_cmd_run)

@@ -87,7 +87,11 @@ def _attn(model, name: str):
 
 def qk_fixed(session: PatchSession, cells: list[Cell], direction: str) -> np.ndarray:
     """Values ``[cells]``: plain attribution, with the QK fix for the cells whose hook enters an attention (see
-    the module docstring)."""
+    the module docstring). Computed once per session (``atp-qk`` and ``atp-star`` share it)."""
+    return session.memo(("qk_fixed", direction, tuple(cells)), lambda: _qk_fixed(session, cells, direction)).copy()
+
+
+def _qk_fixed(session: PatchSession, cells: list[Cell], direction: str) -> np.ndarray:
     model = session.model
     values = session.attribution(cells, direction)
     if not isinstance(session.runner, WhisperRunner):  # the QK fix reads Whisper's attention modules

@@ -18,7 +18,9 @@ cells, so any two results of one sweep compare cell by cell (:func:`otoscope.pat
 * ``random`` — a random ranking (seeded): the floor every method must beat.
 
 Each result's ``context["seconds"]`` is the method's own time with the session's clean and corrupt runs
-already cached (set-up outside the clock, the same for every method), and ``context["exact_cells"]`` lists
+already cached (set-up outside the clock, the same for every method) — work it reused from an earlier
+method on the same session (a gradient pass, exact cells: :meth:`PatchSession.memo`) counted at what it
+cost when first computed, so the time is what the method costs alone — and ``context["exact_cells"]`` lists
 the cells whose value is exact (all for ``exact``, the ``top_k`` for ``hybrid``, none for the estimates).
 """
 
@@ -141,9 +143,9 @@ def _method(name: str, values: Values, doc: str):
         config = dataclasses.replace(config or SweepConfig(), method=name)
         names = session.hook_names(config.hooks)
         cells = session.cells(config, names)  # caches the clean and corrupt runs: outside the clock
-        start = time.perf_counter()
+        start, reused = time.perf_counter(), session.charged
         out, exact_cells = values(session, cells, config)
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start + session.charged - reused  # what the method costs alone
         return _result(session, config, cells, out, words, seconds, exact_cells)
 
     run.__name__ = name.replace("-", "_")

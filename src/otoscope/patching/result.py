@@ -56,6 +56,14 @@ def _list(span) -> list | None:
     return None if span is None else [round(v, 4) if isinstance(v, float) else int(v) for v in span]
 
 
+def effects_of(normalized, direction: str) -> np.ndarray:
+    """Cells' effects ``[cells]`` from their normalised scores: the share of the clean−corrupt difference a
+    patch recovers (denoising, ``normalized``) or destroys (noising, ``1 − normalized``), so larger means the
+    cell matters more in both directions; NaN (or None) where normalised scores are undefined stays NaN."""
+    x = np.array([np.nan if v is None else v for v in normalized], dtype=np.float64)
+    return x if direction == "denoising" else 1.0 - x
+
+
 @dataclass
 class PatchResult:
     """A patching sweep: which direction, which metric, the unpatched scores and every cell's score."""
@@ -82,10 +90,8 @@ class PatchResult:
     """Warnings worth reading before the numbers (e.g. clean and corrupt score the same)."""
 
     def effects(self) -> np.ndarray:
-        """Each cell's effect, ``[cells]``: the share of the clean−corrupt difference it recovers (denoising,
-        ``normalized``) or destroys (noising, ``1 − normalized``); NaN where normalised scores are undefined."""
-        normalized = np.array([c.normalized for c in self.cells], dtype=np.float64)
-        return normalized if self.direction == "denoising" else 1.0 - normalized
+        """Each cell's effect, ``[cells]`` (:func:`effects_of` its normalised scores)."""
+        return effects_of([c.normalized for c in self.cells], self.direction)
 
     def ranking(self) -> np.ndarray:
         """Cell indices from the strongest effect to the weakest (by magnitude, NaN last; ties in sweep order).

@@ -10,6 +10,13 @@
   (a boolean mask over the cells, e.g. :func:`region_mask` of the swapped word's span); NaN without a region;
 * ``time_fraction`` — the method's time over exact patching's (``context["seconds"]``, which every method in
   :data:`otoscope.patching.methods.METHODS` records with the session set up outside the clock).
+
+Why by magnitude: a localisation method is trusted first for *where* the effect is. A cell whose patch moves
+the metric the other way (a negative effect: it pushes toward the corrupt answer) is as much a part of the
+mechanism as one that restores it, so top recall and region share count |effect|; the sign is judged by the
+correlations, which are signed. A method that finds exact patching's cells with every sign flipped thus scores
+top recall 1 and exact's region share, and Spearman = Pearson = −1: the correlation is what flags it. This is
+the one definition: the benchmark (:mod:`otoscope.bench`) scores its units with :func:`score_method`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
 """A patching session: one prepared pair, one metric, the clean and corrupt runs cached once.
 
 Every sweep on the pair — exact or attribution, denoising or noising, any hooks — starts from the two
-cached runs; they are recomputed only when a sweep needs activations at hooks not cached yet.
+cached runs; they are recomputed only when a sweep needs activations at hooks not cached yet. Work that
+several methods share — the gradient pass at one point of the input path, an exact cell, the QK-fixed
+estimate — is memoised per session (:meth:`PatchSession.memo`): computed once, and charged at its own
+cost to every method that reuses it, so a method's time stays what it costs alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Iterator, Sequence
+import time
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +67,23 @@ class PatchSession:
         self._names: list[str] = []
         self._clean: CachedRun | None = None
         self._corrupt: CachedRun | None = None
+        self._memo: dict = {}
+        self.charged = 0.0
+        """Seconds of memoised work reused so far (a method's time adds what it reused: :meth:`memo`)."""
         self.context: dict = {}  # how the pair was set up (clips, text, answer, alignment), for results
+
+    def memo(self, key, compute: Callable[[], object]):
+        """``compute()`` once per ``key`` in this session; a later call returns the stored value and adds the
+        seconds it took (memoised work it reused included) to :attr:`charged`, so that the time of a method that
+        reuses it (``charged`` before and after, added to its clock) is the time it would take alone."""
+        hit = self._memo.get(key)
+        if hit is None:
+            before, start = self.charged, time.perf_counter()
+            value = compute()
+            hit = self._memo[key] = (value, time.perf_counter() - start + self.charged - before)
+        else:
+            self.charged += hit[1]
+        return hit[0]
 
     # ------------------------------------------------------------------ runs
     def hook_names(self, hooks) -> list[str]:
@@ -138,22 +158,38 @@ class PatchSession:
     # ------------------------------------------------------------------ sweeps
     def exact(self, cells: list[Cell], direction: str, batch_size: int | None = None) -> np.ndarray:
         """Metric of the patched run for each cell, ``[cells]``, batching cells of one hook together
-        (``batch_size`` cells per forward; default: the session's)."""
+        (``batch_size`` cells per forward; default: the session's). A cell measured before in this session
+        and direction is not run again (:meth:`memo`: charged its share of the batch it was run in)."""
         from tqdm.auto import tqdm
 
         batch_size = batch_size or self.batch_size
-        names = list(dict.fromkeys(c.hook for c in cells))
+        values = np.empty(len(cells), dtype=np.float64)
+        todo = []
+        for i, cell in enumerate(cells):
+            hit = self._memo.get(("exact", direction, cell))
+            if hit is None:
+                todo.append(i)
+            else:
+                values[i] = hit[0]
+                self.charged += hit[1]
+        if not todo:
+            return values
+        names = list(dict.fromkeys(cells[i].hook for i in todo))
         base, source = self.base_and_source(direction, names)
         full = "decoder.hook_logits" in self._names
-        values = np.empty(len(cells), dtype=np.float64)
-        bar = tqdm(total=len(cells), desc=f"patch ({direction})", unit="cell", disable=not self.progress)
-        for hook, index in _groups(cells).items():
+        bar = tqdm(total=len(todo), desc=f"patch ({direction})", unit="cell", disable=not self.progress)
+        for hook, index in _groups([cells[i] for i in todo]).items():
+            index = [todo[j] for j in index]
             layout, shape = HookLayout.of(self.model.points[hook]), tuple(base.acts[hook].shape)
             for start in range(0, len(index), batch_size):
                 chunk = index[start : start + batch_size]
+                started = time.perf_counter()
                 mask = cell_mask([cells[i] for i in chunk], layout, shape)
                 out = self.runner.run_patched(base, hook, mask, source.acts[hook], full)
                 values[chunk] = self.metric.score(out).double().cpu().numpy()
+                share = (time.perf_counter() - started) / len(chunk)
+                for i in chunk:
+                    self._memo[("exact", direction, cells[i])] = (float(values[i]), share)
                 bar.update(len(chunk))
         bar.close()
         return values
@@ -213,9 +249,7 @@ class PatchSession:
 
         from tqdm.auto import tqdm
 
-        total: list[torch.Tensor | None] = [None] * len(names)
-        for alpha in tqdm(alphas, desc=f"gradients ({direction})", unit="step",
-                          disable=not self.progress or len(alphas) == 1):
+        def gradients(alpha: float) -> tuple:
             inputs, run_hooks = base.inputs, list(hooks) + [(n, add_delta) for n in names]  # extra hooks first
             if alpha:
                 x0, x1 = base.inputs.features, source.inputs.features
@@ -228,7 +262,15 @@ class PatchSession:
                 if outputs is None:
                     outputs = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
                 value = self.metric.score(outputs).sum()
-                grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
+                return torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
+
+        total: list[torch.Tensor | None] = [None] * len(names)
+        for alpha in tqdm(alphas, desc=f"gradients ({direction})", unit="step",
+                          disable=not self.progress or len(alphas) == 1):
+            # the pass at one point of the path is shared by the methods that take it (attribution, the
+            # two-point/hybrid midpoint, integrated gradients' steps); extra hooks change it: never shared
+            grads = (gradients(alpha) if hooks else
+                     self.memo(("gradients", direction, tuple(names), alpha), lambda: gradients(alpha)))
             total = [g if t is None else (t if g is None else t + g) for t, g in zip(total, grads)]
         grads = [None if t is None else t / len(alphas) for t in total]
         base_value = self._value(base)  # the cached run's score, so an empty cell reads exactly as unpatched
