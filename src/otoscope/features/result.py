@@ -34,6 +34,11 @@ from otoscope._io import atomic_path, write_text_atomic
 from otoscope.errors import OtoscopeError
 
 JSON_FILE, TENSOR_FILE = "features.json", "features.safetensors"
+SELECTIVITY_CAP = 1000.0
+LISTED_CLASSES = 20
+_COLUMNS = ("frequency", "mean", "max", "histogram", "edges", "top_value", "top_clip", "top_frame", "quantile_lo",
+            "quantile_hi", "quantile_value", "quantile_clip", "quantile_frame", "coactivation_index",
+            "coactivation_score", "temporal_consistency")
 
 
 @contextmanager
@@ -47,12 +52,6 @@ def _no_gc():
     finally:
         if was:
             gc.enable()
-
-SELECTIVITY_CAP = 1000.0
-LISTED_CLASSES = 20
-_COLUMNS = ("frequency", "mean", "max", "histogram", "edges", "top_value", "top_clip", "top_frame", "quantile_lo",
-            "quantile_hi", "quantile_value", "quantile_clip", "quantile_frame", "coactivation_index",
-            "coactivation_score", "temporal_consistency")
 
 
 def _num(x) -> float | None:
@@ -111,8 +110,7 @@ class FeatureStats:
                 out["word"] = w["word"]  # a later overlapping word wins, as in the statistics
         return out
 
-    def _entry(self, clip: int, frame: int, value: float, seconds: float | None = None) -> dict:
-        seconds = round(frame / self.frames_per_second, 4) if seconds is None else seconds
+    def _entry(self, clip: int, frame: int, value: float, seconds: float) -> dict:
         entry = {"clip": self.clips[clip]["clip"], "clip_index": clip, "frame": frame, "seconds": seconds,
                  "value": value}
         if self.label_keys:
