@@ -139,3 +139,47 @@ def test_tasks_apply_by_model_family():
     whisper, ctc = otoscope.load("tiny-random-whisper"), otoscope.load("tiny-random-wav2vec2")
     assert [n for n, t in TASKS.items() if t.applies_to(whisper)] == ["asr-word", "keyword", "noise", "context", "nonspeech"]
     assert [n for n, t in TASKS.items() if t.applies_to(ctc)] == ["ctc-word"]
+
+
+def test_encoder_window_options():
+    assert BenchConfig(quick=True).window_seconds == 5.0 and BenchConfig().window_seconds is None
+    assert BenchConfig(quick=True, encoder_seconds=30).window_seconds == 30.0
+    assert "encoder_seconds" not in BenchConfig().identity()  # full-window runs of earlier versions still resume
+    assert BenchConfig(quick=True).identity()["encoder_seconds"] == 5.0
+    for bad in (0, -2, 31):
+        with pytest.raises(OtoscopeError, match="encoder_seconds"):
+            BenchConfig(encoder_seconds=bad)
+
+
+def test_a_suite_longer_than_the_window_is_refused():
+    from otoscope.bench.suite import Suite, SuiteConfig, TaskSet
+
+    rate = 16_000
+    clip = Clip(np.zeros(int(3.5 * rate), dtype=np.float32), rate, "long")
+    pair = BenchPair("keyword-000", "keyword", clip, clip, "logit_diff")
+    suite = Suite(SuiteConfig(("keyword",)), {"keyword": TaskSet("keyword", [pair])}, None)
+    runner._check_fits(suite, None)
+    runner._check_fits(suite, 4.0)
+    with pytest.raises(OtoscopeError, match="--encoder-seconds 4 or more"):
+        runner._check_fits(suite, 3.0)
+
+
+def test_windowed_sweeps_match_the_full_forward_engine(tiny_en, london_pair):
+    """Under a 5 s window the prefix-reusing runner, the gradient passes and the plain full forward agree (real
+    tiny.en, the London/Paris pair: effects up to ~0.5 of the logit difference)."""
+    from otoscope.patching import open_session, sweep
+
+    with runner.encoder_windows([tiny_en], 5.0):
+        assert tiny_en.geometry.window_frames == 250
+        maps = {}
+        for engine in ("auto", "full"):
+            session = open_session(tiny_en, london_pair.clean, london_pair.corrupt, answer=london_pair.answer,
+                                   wrong=london_pair.wrong, text=london_pair.text, engine=engine)
+            maps[engine] = {m: sweep(session, hooks="encoder.blocks.*.hook_resid_post", window=25, method=m)
+                            for m in ("exact", "two-point")}
+    exact = np.array([c.normalized for c in maps["full"]["exact"].cells])
+    assert exact.max() > 0.3  # the word's cells carry a large share: a wrong engine would show
+    for method in ("exact", "two-point"):
+        np.testing.assert_allclose([c.normalized for c in maps["auto"][method].cells],
+                                   [c.normalized for c in maps["full"][method].cells], atol=2e-3)
+    assert tiny_en.geometry.window_frames == 1500

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -35,6 +36,7 @@ FULL_WINDOW = 10  # encoder frames per cell (200 ms) in the full suite
 QUICK_WINDOW = 25  # encoder frames per cell (500 ms) with --quick
 FULL_IG_STEPS = 5  # interpolation points of attribution-ig in the full suite
 QUICK_IG_STEPS = 3  # with --quick (its midpoints 1/6, 1/2, 5/6 include two-point's α = 1/2)
+QUICK_ENCODER_SECONDS = 5.0  # Whisper's encoder window with --quick (every quick clip is shorter)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,12 @@ class BenchConfig:
     """Encoder frames per cell; None: 10 (25 with ``quick``)."""
     device: str | None = None
     """Torch device for the models (None: CPU)."""
+    encoder_seconds: float | None = None
+    """Seconds of Whisper's 30 s window its encoder runs over (``HookedAudioModel.encoder_window``, whisper.cpp's
+    ``audio_ctx``); None: the whole window, or 5 s with ``quick``; 30: the whole window always. Every clip of the
+    suite must fit. A 5 s window makes each run of a 3 s clip several times cheaper but measures a slightly
+    different model (docs/benchmark.md measures how far its maps differ); models without a fixed window
+    ignore it."""
 
     def __post_init__(self):
         if not self.models:
@@ -70,11 +78,21 @@ class BenchConfig:
         SuiteConfig(self.tasks, self.quick, self.seed, self.n_pairs)  # checks tasks and n_pairs
         if self.window is not None and (int(self.window) != self.window or self.window < 1):
             raise OtoscopeError(f"window must be a whole number of frames >= 1, got {self.window}.")
+        if self.encoder_seconds is not None and not 0 < self.encoder_seconds <= 30:
+            raise OtoscopeError(f"encoder_seconds must be in (0, 30], got {self.encoder_seconds}; "
+                                "pass e.g. --encoder-seconds 5, or leave it out for Whisper's whole window.")
 
     @property
     def frames_per_cell(self) -> int:
         """Encoder frames per cell."""
         return self.window or (QUICK_WINDOW if self.quick else FULL_WINDOW)
+
+    @property
+    def window_seconds(self) -> float | None:
+        """Seconds of Whisper's window its encoder runs over, or None for the whole window."""
+        if self.encoder_seconds is not None:
+            return float(self.encoder_seconds)
+        return QUICK_ENCODER_SECONDS if self.quick else None
 
     @property
     def ig_steps(self) -> int:
@@ -87,8 +105,11 @@ class BenchConfig:
 
     def identity(self) -> dict:
         """What must match for a folder to be resumed: the suite (version, seed, size) and the cells."""
-        return {"suite_version": SUITE_VERSION, "quick": self.quick, "seed": self.seed, "n_pairs": self.n_pairs,
-                "window": self.frames_per_cell}
+        identity = {"suite_version": SUITE_VERSION, "quick": self.quick, "seed": self.seed, "n_pairs": self.n_pairs,
+                    "window": self.frames_per_cell}
+        if self.window_seconds is not None:  # absent for the whole window, so earlier full runs still resume
+            identity["encoder_seconds"] = self.window_seconds
+        return identity
 
 
 @dataclass
@@ -186,7 +207,7 @@ def _prepare_folder(out: Path, config: BenchConfig) -> None:
         earlier = json.loads(run_file.read_text()).get("identity")
         if earlier != config.identity():
             raise OtoscopeError(f"{out} holds a run of another suite or cell size ({earlier}); resume it with the same "
-                                "--quick/--seed/--n-pairs/--window, or pass a new --out folder.")
+                                "--quick/--seed/--n-pairs/--window/--encoder-seconds, or pass a new --out folder.")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_file, json.dumps({"identity": config.identity(), "config": asdict(config)}, indent=1))
 
@@ -224,7 +245,6 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
     ``results.json`` and the leaderboard are rewritten after each finished (model, task), so a long run
     shows its figures so far (``run.complete`` is false until every unit is done).
     """
-    from otoscope._io import write_text_atomic
     from otoscope.models.loader import load
 
     out = Path(out)
@@ -236,7 +256,31 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
         log(f"skipping {', '.join(skipped)}: no model given applies (CTC tasks need an encoder-only CTC model)")
     if not applicable:
         raise OtoscopeError("no task applies to the models given; add a Whisper or a CTC model.")
-    suite = _open_suite(out, config, models, applicable, log)
+    with encoder_windows(models.values(), config.window_seconds):
+        suite = _open_suite(out, config, models, applicable, log)
+        _check_fits(suite, config.window_seconds)
+        return _run_units(out, suite, config, models, applicable, log)
+
+
+def encoder_windows(models, seconds: float | None) -> ExitStack:
+    """Every fixed-window model (Whisper) with its encoder over the first ``seconds`` (None: nothing changes)."""
+    stack = ExitStack()
+    for model in models:
+        if seconds is not None and model.geometry.window_frames is not None:
+            stack.enter_context(model.encoder_window(seconds))
+    return stack
+
+
+def _check_fits(suite: Suite, seconds: float | None) -> None:
+    longest = max((max(p.clean.seconds, p.corrupt.seconds) for t in suite.tasks.values() for p in t.pairs), default=0.0)
+    if seconds is not None and longest > seconds:
+        raise OtoscopeError(f"the task set's longest clip is {longest:.2f} s, longer than the {seconds:g} s encoder "
+                            f"window; pass --encoder-seconds {math.ceil(longest)} or more.")
+
+
+def _run_units(out: Path, suite: Suite, config: BenchConfig, models: dict, applicable: list[str], log) -> dict:
+    from otoscope._io import write_text_atomic
+
     started = time.perf_counter()
     run = {"units_run": 0, "units_resumed": 0, "seconds": 0.0, "complete": False}
     for model in models.values():

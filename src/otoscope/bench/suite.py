@@ -158,7 +158,8 @@ def build_suite(out: str | Path, config: SuiteConfig, check_models: Sequence = (
         for name in config.tasks:
             task = TASKS[name]
             models = [m for m in check_models if task.applies_to(m)]
-            ts = TaskSet(name, checked_by=[m.name for m in models])
+            ts = TaskSet(name, checked_by=[m.name if m.encoder_seconds is None
+                                           else f"{m.name} ({m.encoder_seconds:g} s encoder window)" for m in models])
             for candidate in task.generate(config.seed):
                 if len(ts.pairs) >= want or ts.candidates >= CANDIDATE_FACTOR * want:
                     break

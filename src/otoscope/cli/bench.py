@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from otoscope.cli.args import device, nonneg_int, positive_int
+from otoscope.cli.args import device, nonneg_int, positive_float, positive_int
 
 
 def _cmd_run(args) -> None:
@@ -20,7 +20,7 @@ def _cmd_run(args) -> None:
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     config = BenchConfig(models, parse_tasks(args.tasks), tuple(parse_methods(args.methods)), args.quick, args.seed,
-                         args.n_pairs, args.window, args.device)
+                         args.n_pairs, args.window, args.device, args.encoder_seconds)
     check_output_dir(args.out, (RUN_FILE,), "benchmark folder")
     results = run_bench(args.out, config, log=lambda line: print(line, flush=True))
     print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'leaderboard.html'}")
@@ -39,7 +39,11 @@ def _cmd_build(args) -> None:
         from otoscope.models.loader import load
 
         models = [load(m.strip(), device=args.device) for m in args.check_models.split(",") if m.strip()]
-    suite = build_suite(args.out, config, models, log=lambda line: print(line, flush=True))
+    from otoscope.bench.runner import QUICK_ENCODER_SECONDS, encoder_windows
+
+    seconds = args.encoder_seconds or (QUICK_ENCODER_SECONDS if args.quick else None)
+    with encoder_windows(models, seconds):  # pairs are checked on the model the run will sweep
+        suite = build_suite(args.out, config, models, log=lambda line: print(line, flush=True))
     kept = sum(len(t.pairs) for t in suite.tasks.values())
     print(f"wrote {kept} pairs of {len(suite.tasks)} tasks to {args.out} ({MANIFEST} + audio)")
 
@@ -53,9 +57,13 @@ def register(sub) -> None:
         p.add_argument("--tasks", default="all",
                        help="comma list of tasks or 'all': asr-word, keyword, noise, context, nonspeech, ctc-word")
         p.add_argument("--quick", action="store_true", help="a smoke run: 5 pairs per task (40 in the full suite), 500 ms cells, one direction per task, "
-                            "attribution-ig with 3 steps (docs/benchmark.md, Quick)")
+                            "attribution-ig with 3 steps, a 5 s encoder window (docs/benchmark.md, Quick)")
         p.add_argument("--n-pairs", type=positive_int, default=None, help="pairs per task (overrides --quick's 5 / 40)")
         p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the task generators (default 0)")
+        p.add_argument("--encoder-seconds", type=positive_float, default=None,
+                       help="run Whisper's encoder over only the first SECONDS of its 30 s window (like whisper.cpp's "
+                            "audio_ctx): several times faster, a slightly different model (docs/benchmark.md); "
+                            "default: the whole window, 5 with --quick; 30 for the whole window with --quick")
         p.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1, … (default cpu)")
         p.add_argument("--out", required=True, type=Path, help="output folder")
 

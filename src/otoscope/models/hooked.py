@@ -54,6 +54,8 @@ class HookedAudioModel(nn.Module):
         self.adapter.name = name
         self.points: dict[str, HookPoint] = {p.name: p for p in self.adapter.hook_points()}
         self.geometry: FrameGeometry = self.adapter.geometry
+        self.encoder_seconds: float | None = None
+        """Seconds of a shortened encoder window in force (:meth:`encoder_window`), else None."""
 
     # ----------------------------------------------------------------- properties
     @property
@@ -219,6 +221,30 @@ class HookedAudioModel(nn.Module):
             pairs += [(n, fn) for n in names]
         with installed(self.model, self.points, pairs):
             yield self
+
+    @contextlib.contextmanager
+    def encoder_window(self, seconds: float | None) -> Iterator["HookedAudioModel"]:
+        """Run Whisper with its encoder over only the first ``seconds`` of its 30 s window (None: unchanged).
+
+        Inside the block every call (``prepare``, ``run_with_cache``, patching, ``transcribe``) sees an encoder of
+        ``ceil(seconds · 50)`` frames, and ``model.geometry.window_frames`` says so; clips longer than the window
+        are refused. Like whisper.cpp's ``audio_ctx``, it trades fidelity for speed (a 3 s clip in a 5 s window
+        costs a sixth of the encoder work): results under a window compare with each other, not with the full
+        window's. Models without a fixed window (wav2vec2, HuBERT, …) raise an error naming the option.
+        """
+        if seconds is None:
+            yield self
+            return
+        if not seconds > 0:
+            raise OtoscopeError(f"an encoder window must be a positive number of seconds, got {seconds}.")
+        frames = -(-round(float(seconds) * self.geometry.sample_rate) // self.geometry.samples_per_frame)
+        with self.adapter.encoder_window(frames) as geometry:
+            full, self.geometry = self.geometry, geometry
+            outer, self.encoder_seconds = self.encoder_seconds, float(seconds)
+            try:
+                yield self
+            finally:
+                self.geometry, self.encoder_seconds = full, outer
 
     @contextlib.contextmanager
     def attention_mask(self, names_filter: NamesFilter, mask: torch.Tensor) -> Iterator["HookedAudioModel"]:

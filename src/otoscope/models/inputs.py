@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from otoscope.audio.frames import FrameGeometry
+from otoscope.audio.frames import WHISPER_MEL_HOP, FrameGeometry
 from otoscope.audio.io import Clip
 from otoscope.errors import AudioError
 
@@ -34,7 +34,8 @@ class ModelInputs:
 
 
 def whisper_features(extractor, clips: list[Clip], geometry: FrameGeometry) -> torch.Tensor:
-    """Log-mel features ``[batch, mels, 3000]``, each clip zero-padded to the 30 s window."""
+    """Log-mel features ``[batch, mels, 2 · window frames]``: each clip zero-padded to the 30 s window (3000 mel
+    frames), cut to a shorter encoder window when one is set (``HookedAudioModel.encoder_window``)."""
     limit = geometry.window_samples
     for clip in clips:
         if limit is not None and len(clip.samples) > limit:
@@ -42,7 +43,10 @@ def whisper_features(extractor, clips: list[Clip], geometry: FrameGeometry) -> t
                              f"{limit / geometry.sample_rate:.0f} s window; trim or split it "
                              "(otoscope.audio.split_windows), or use model.transcribe, which chunks.")
     out = extractor([c.samples for c in clips], sampling_rate=geometry.sample_rate, return_tensors="pt")
-    return out.input_features
+    features = out.input_features  # [batch, mels, 3000]
+    if geometry.window_frames is not None:  # a shortened encoder window (model.encoder_window): its first mel frames
+        features = features[..., : geometry.window_frames * (geometry.samples_per_frame // WHISPER_MEL_HOP)]
+    return features
 
 
 def waveform_features(extractor, clips: list[Clip], geometry: FrameGeometry):

@@ -145,6 +145,14 @@ class Adapter(ABC):
         """Run as little of the model as fires every audio-encoder hook (the whole model unless overridden)."""
         return self.forward(inputs)
 
+    def encoder_window(self, frames: int):
+        """Context manager: the encoder over its first ``frames`` frames only (implemented for Whisper).
+
+        Models whose input length is free have no window to shorten."""
+        what = ("takes audio of any length, so it has no fixed encoder window to shorten"
+                if self.geometry.window_frames is None else "has no shortened encoder window (Whisper has)")
+        raise OtoscopeError(f"{self.supports} {what}; drop the encoder-window option for this model.")
+
     def fast_patch_runner(self, model):
         """A patching runner that recomputes only what a patch can change, or None (the full forward is used).
 

@@ -6,6 +6,7 @@ The only file that knows how transformers lays out Whisper and how its decoder p
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -95,6 +96,38 @@ class WhisperAdapter(Adapter):
     @cached_property
     def geometry(self) -> FrameGeometry:
         return whisper_geometry(self.model.config.max_source_positions)
+
+    @contextmanager
+    def encoder_window(self, frames: int):
+        """Whisper with its encoder over the first ``frames`` frames of its 30 s window (whisper.cpp's ``audio_ctx``).
+
+        The log-mel input is cut to ``2 · frames`` mel frames and the encoder's sinusoidal positions to their
+        first ``frames``; no weight changes and nothing is re-implemented (the encoder checks its input length
+        against ``config.max_source_positions``, which is set for the block and restored after). It is not quite
+        Whisper's own computation: the encoder attends over fewer padding frames and the decoder over fewer
+        outputs, so results under a window compare with each other, not with the full window's.
+        """
+        config = self.model.config
+        full = config.max_source_positions
+        if int(frames) != frames or not 1 <= frames <= full:
+            raise OtoscopeError(f"an encoder window must be 1 to {full} frames (0.02 to {full / 50:g} s), got {frames}.")
+        frames = int(frames)
+        encoder = _base(self.model).encoder
+        positions = encoder.embed_positions
+        short = nn.Embedding(frames, positions.embedding_dim, _weight=positions.weight.detach()[:frames],
+                             _freeze=True)
+        cached = self.__dict__.pop("geometry", None)
+        encoder.embed_positions, config.max_source_positions = short, frames
+        encoder.max_source_positions = frames
+        self.__dict__["geometry"] = whisper_geometry(frames)
+        try:
+            yield self.geometry
+        finally:
+            encoder.embed_positions, config.max_source_positions = positions, full
+            encoder.max_source_positions = full
+            self.__dict__.pop("geometry", None)
+            if cached is not None:
+                self.__dict__["geometry"] = cached
 
     @property
     def has_decoder(self) -> bool:
