@@ -128,3 +128,27 @@ def test_options_of_the_other_half_are_refused(tiny_session):
     with pytest.raises(OtoscopeError, match=r"config\.sweep"):
         sweep(tiny_session, config)
     assert config.sweep.window == 20 and config.pair.metric == "logprob" and not hasattr(config.pair, "window")
+
+
+def test_graddrop_skips_only_passes_that_change_nothing(tiny_session, monkeypatch):
+    """atp-star without the passes of blocks downstream of every cell equals atp-star with all of them."""
+    from otoscope.patching import atp
+
+    # decoder cells only: no encoder block is upstream of them
+    assert not any(atp._upstream("decoder.blocks.0.hook_resid_post", "encoder", i) for i in range(4))
+    assert atp._upstream("encoder.blocks.2.hook_resid_pre", "encoder", 2)
+    assert not atp._upstream("encoder.blocks.2.hook_resid_post", "encoder", 2)
+    assert atp._upstream("encoder.blocks.2.hook_attn_out", "encoder", 2)
+    assert atp._upstream("encoder.blocks.0.hook_resid_post", "decoder", 3)
+    hooks = ["encoder.blocks.*.hook_resid_post", "decoder.blocks.*.hook_resid_post"]
+    cells = tiny_session.cells(SweepConfig(hooks=hooks, window=20), tiny_session.hook_names(hooks))
+    passes = []
+    real = tiny_session.attribution
+    monkeypatch.setattr(tiny_session, "attribution", lambda *a, **k: passes.append(k.get("hooks")) or real(*a, **k))
+    skipped = atp.atp_star(tiny_session, cells, "denoising")
+    n_skipped = sum(p is not None for p in passes)  # the GradDrop passes (the others are memoised)
+    monkeypatch.setattr(atp, "_upstream", lambda *a: True)
+    passes.clear()
+    every = atp.atp_star(tiny_session, cells, "denoising")
+    assert n_skipped == 3 and sum(p is not None for p in passes) == 4  # encoder block 0 is downstream of every cell
+    np.testing.assert_allclose(skipped, every, rtol=1e-6, atol=1e-9)

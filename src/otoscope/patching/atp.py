@@ -200,11 +200,30 @@ def _drop_layer(side: str, layer: int):
     return [(pre, remember), (post, drop)]
 
 
+_BLOCK_HOOK = re.compile(r"(encoder|decoder)\.blocks\.(\d+)\.(.+)")
+
+
+def _upstream(hook: str, side: str, layer: int) -> bool:
+    """Whether an activation at ``hook`` can feed block ``layer`` of ``side``'s residual branch, so that stopping
+    the gradient there can change its gradient. False only where it provably cannot: a decoder activation for an
+    encoder block (the encoder runs first), the encoder output, and a block's own output or anything in a later
+    block of the same side (their gradient never passes through the branch)."""
+    if side == "encoder" and (hook.startswith("decoder.") or hook == "encoder.hook_ln_final"):
+        return False
+    match = _BLOCK_HOOK.fullmatch(hook)
+    if match and match.group(1) == side:
+        at, rest = int(match.group(2)), match.group(3)
+        return at < layer or (at == layer and rest != "hook_resid_post")
+    return True
+
+
 def atp_star(session: PatchSession, cells: list[Cell], direction: str, graddrop: bool = True) -> np.ndarray:
     """Values ``[cells]`` by attribution with the QK fix and (``graddrop``) GradDrop (see the module docstring).
 
     Cost: one forward and backward pass for attribution, one per attention entered (QK fix), and with
-    GradDrop one per layer of the model."""
+    GradDrop one per layer of the model that some cell is upstream of (a drop downstream of every cell leaves
+    each estimate as it is, so its pass is skipped: encoder block 0 for residual-stream cells, every encoder
+    block for decoder cells)."""
     values = qk_fixed(session, cells, direction)
     if not graddrop:
         return values
@@ -216,8 +235,12 @@ def atp_star(session: PatchSession, cells: list[Cell], direction: str, graddrop:
     if model.has_decoder:
         layers += [("decoder", i) for i in range(model.n_decoder_layers)]
     magnitude = np.zeros(len(cells))
+    hooks = {c.hook for c in cells}
     for side, layer in layers:
-        dropped = session.attribution(cells, direction, hooks=_drop_layer(side, layer)) + correction
+        if not any(_upstream(h, side, layer) for h in hooks):
+            dropped = values  # the drop changes no cell's gradient: the estimate is the QK-fixed one
+        else:
+            dropped = session.attribution(cells, direction, hooks=_drop_layer(side, layer)) + correction
         magnitude += np.abs(dropped - base_value)
     magnitude /= len(layers)
     sign = np.sign(values - base_value)
