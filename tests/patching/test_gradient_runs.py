@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from otoscope.patching import METHODS, open_session
-from otoscope.patching.atp import _drop_layer
+from tests.patching.graddrop_reference import drop_layer
 from otoscope.patching.config import SweepConfig
 from otoscope.patching.runner import FullForwardRunner, WhisperRunner
 
@@ -64,14 +64,14 @@ def test_graddrop_hooks_run_from_the_cache_or_fall_back(sessions, monkeypatch):
     fast.runs(names), plain.runs(names)
     cells = _cells(fast, names)
     for layer in (0, 1):
-        hooks = _drop_layer("encoder", layer)
+        hooks = drop_layer("encoder", layer)
         expected = plain.attribution(cells, "denoising", hooks=hooks)
         with monkeypatch.context() as m:
             if layer == 1:
                 _no_full_forward(fast, m)
             got = fast.attribution(cells, "denoising", hooks=hooks)
         np.testing.assert_allclose(got, expected, atol=1e-5)
-    dropped = plain.attribution(cells, "denoising", hooks=_drop_layer("encoder", 1))
+    dropped = plain.attribution(cells, "denoising", hooks=drop_layer("encoder", 1))
     assert np.abs(dropped - plain.attribution(cells, "denoising")).max() > 20 * 1e-5  # the hooks do change it
 
 

@@ -18,8 +18,9 @@ other hooks keep the plain attribution estimate. One extra backward pass per att
 **GradDrop.** Paths that cancel in the gradient hide an effect. For each later layer ℓ, a backward pass with
 the gradient through ℓ's residual branch stopped gives an estimate ĉ_ℓ; AtP* scores a cell by the mean of
 |ĉ_ℓ| over the layers. Here the sign comes from the QK-fixed estimate, so the map stays signed:
-value = metric(base) + sign(ĉ) · mean_ℓ |ĉ_ℓ| (each ĉ_ℓ with the same QK correction as ĉ). One backward pass
-per layer of the model (encoder and decoder).
+value = metric(base) + sign(ĉ) · mean_ℓ |ĉ_ℓ| (each ĉ_ℓ with the same QK correction as ĉ). One forward pass
+with a gate on every layer (:class:`_BranchGate`, the identity going forward), then one backward pass per layer
+(encoder and decoder) with that layer's gate closed.
 """
 
 from __future__ import annotations
@@ -182,22 +183,41 @@ def _pattern_terms(session, kind, layer, hook, prefix, store, grads, x_new, span
     return total
 
 
-def _drop_layer(side: str, layer: int):
-    """Hooks that stop the gradient through block ``layer``'s residual branch (its output = input + branch)."""
-    pre, post = f"{side}.blocks.{layer}.hook_resid_pre", f"{side}.blocks.{layer}.hook_resid_post"
-    seen: dict[str, torch.Tensor] = {}
+class _BranchGate(torch.autograd.Function):
+    """Identity on a block's output ``out`` in the forward pass. Backward, when ``state["drop"]`` names this
+    block, the gradient goes to the block's input ``x`` directly (the residual skip) and none into the block,
+    so nothing flows back through its branch: ``out = x + branch(x)`` with the branch's gradient stopped."""
 
-    def remember(act, hook):
-        seen["x"] = act
-        return act
+    @staticmethod
+    def forward(ctx, out, x, state, key):
+        ctx.state, ctx.key = state, key
+        return out.clone()
 
-    def drop(act, hook):
-        x = seen["x"]
-        if x.shape != act.shape:  # the decoder input is per row, like its output; anything else: leave it
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.state.get("drop") == ctx.key:
+            return None, grad, None, None
+        return grad, None, None, None
+
+
+def _gates(blocks, state: dict) -> list:
+    """Hooks that put a :class:`_BranchGate` on each of ``blocks`` (``(side, layer)``) for one gradient run."""
+    hooks = []
+    for side, layer in blocks:
+        seen: dict[str, torch.Tensor] = {}
+
+        def remember(act, hook, seen=seen):
+            seen["x"] = act
             return act
-        return x + (act - x).detach()
 
-    return [(pre, remember), (post, drop)]
+        def gate(act, hook, seen=seen, key=(side, layer)):
+            x = seen.get("x")
+            if x is None or x.shape != act.shape:  # the decoder input is per row, like its output; else leave it
+                return act
+            return _BranchGate.apply(act, x, state, key)
+
+        hooks += [(f"{side}.blocks.{layer}.hook_resid_pre", remember), (f"{side}.blocks.{layer}.hook_resid_post", gate)]
+    return hooks
 
 
 _BLOCK_HOOK = re.compile(r"(encoder|decoder)\.blocks\.(\d+)\.(.+)")
@@ -221,9 +241,9 @@ def atp_star(session: PatchSession, cells: list[Cell], direction: str, graddrop:
     """Values ``[cells]`` by attribution with the QK fix and (``graddrop``) GradDrop (see the module docstring).
 
     Cost: one forward and backward pass for attribution, one per attention entered (QK fix), and with
-    GradDrop one per layer of the model that some cell is upstream of (a drop downstream of every cell leaves
-    each estimate as it is, so its pass is skipped: encoder block 0 for residual-stream cells, every encoder
-    block for decoder cells)."""
+    GradDrop one forward pass and a backward pass per layer of the model that some cell is upstream of (a drop
+    downstream of every cell leaves each estimate as it is, so it needs no pass: encoder block 0 for
+    residual-stream cells, every encoder block for decoder cells)."""
     values = qk_fixed(session, cells, direction)
     if not graddrop:
         return values
@@ -234,14 +254,15 @@ def atp_star(session: PatchSession, cells: list[Cell], direction: str, graddrop:
     layers = [("encoder", i) for i in range(model.n_layers)]
     if model.has_decoder:
         layers += [("decoder", i) for i in range(model.n_decoder_layers)]
-    magnitude = np.zeros(len(cells))
     hooks = {c.hook for c in cells}
-    for side, layer in layers:
-        if not any(_upstream(h, side, layer) for h in hooks):
-            dropped = values  # the drop changes no cell's gradient: the estimate is the QK-fixed one
-        else:
-            dropped = session.attribution(cells, direction, hooks=_drop_layer(side, layer)) + correction
-        magnitude += np.abs(dropped - base_value)
+    # a drop downstream of every cell changes no gradient: its estimate is the QK-fixed one, with no pass
+    needed = [block for block in layers if any(_upstream(h, *block) for h in hooks)]
+    state: dict = {}
+    settings = [lambda block=block: state.__setitem__("drop", block) for block in needed]
+    dropped = session.attribution_backwards(cells, direction, _gates(needed, state), settings) if needed else []
+    magnitude = np.abs(values - base_value) * (len(layers) - len(needed))
+    for estimate in dropped:
+        magnitude += np.abs(estimate + correction - base_value)
     magnitude /= len(layers)
     sign = np.sign(values - base_value)
     return base_value + np.where(sign == 0, 1.0, sign) * magnitude

@@ -273,6 +273,10 @@ class PatchSession:
                      self.memo(("gradients", direction, tuple(names), alpha), lambda: gradients(alpha)))
             total = [g if t is None else (t if g is None else t + g) for t, g in zip(total, grads)]
         grads = [None if t is None else t / len(alphas) for t in total]
+        return self._first_order(cells, names, grads, base, source)
+
+    def _first_order(self, cells: list[Cell], names: list[str], grads, base: CachedRun, source: CachedRun) -> np.ndarray:
+        """metric(base) + Σ_cell (source − base) · grad per cell, ``grads`` one per hook of ``names`` (None: 0)."""
         base_value = self._value(base)  # the cached run's score, so an empty cell reads exactly as unpatched
         values = np.full(len(cells), base_value, dtype=np.float64)
         groups = _groups(cells)
@@ -289,3 +293,36 @@ class PatchSession:
                 est = (mask * summed).sum(list(range(1, contrib.ndim)))  # [chunk]
                 values[chunk] += est.double().cpu().numpy()
         return values
+
+    def attribution_backwards(self, cells: list[Cell], direction: str, hooks: Sequence,
+                              settings: Sequence[Callable[[], None]]) -> list[np.ndarray]:
+        """Attribution at the base run (α = 0) with several backward passes over one forward pass: before pass
+        i, ``settings[i]()`` runs, and ``hooks`` (whose autograd functions read what it set) shape that pass's
+        gradient. One estimate ``[cells]`` per setting; AtP*'s GradDrop stops a different layer's gradient in
+        each, for one forward instead of one per layer."""
+        if not self.metric.differentiable:
+            raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
+                                "metric such as logit_diff.")
+        names = list(dict.fromkeys(c.hook for c in cells))
+        base, source = self.base_and_source(direction, names)
+        full = "decoder.hook_logits" in self._names
+        deltas: dict[str, torch.Tensor] = {}
+
+        def add_delta(act, hook):
+            delta = torch.zeros_like(act, requires_grad=True)
+            deltas[hook.name] = delta
+            return act + delta
+
+        run_hooks = list(hooks) + [(n, add_delta) for n in names]  # extra hooks first
+        out = []
+        with frozen_weights(self.model):
+            outputs = self.runner.forward_from(base, names, run_hooks, full)
+            if outputs is None:
+                outputs = self.runner.forward(base.inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
+            value = self.metric.score(outputs).sum()
+            for i, setting in enumerate(settings):
+                setting()
+                grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True,
+                                            retain_graph=i < len(settings) - 1)
+                out.append(self._first_order(cells, names, grads, base, source))
+        return out
