@@ -75,3 +75,10 @@ def test_renders_in_headless_chromium(tmp_path):
     colours = {tuple(int(v) for v in px) for px in np.asarray(image).reshape(-1, 3)}
     assert image.size == (1000, 1200) and len(colours) > 20  # text, tables and coloured heatmap cells drawn
     assert (255, 0, 0) in colours or any(r > 240 and g < 30 and b < 30 for r, g, b in colours)  # a red heatmap cell
+
+
+def test_the_header_says_what_the_encoder_saw():
+    results = _results()
+    assert "Whisper's whole 30 s window" in render(results)  # older results files have no encoder_seconds
+    results["suite"]["encoder_seconds"] = 5.0
+    assert "a 5 s encoder window" in render(results) and "whole 30 s" not in render(results)

@@ -114,7 +114,8 @@ def render(results: dict) -> str:
     """The leaderboard page."""
     suite = results["suite"]
     subtitle = (f"{suite['name']} v{suite['version']}, seed {suite['seed']}, {suite['pairs_per_task']} pairs per task"
-                f"{' (quick)' if suite['quick'] else ''}, {suite['frames_per_cell']} frames per cell; models: "
+                f"{' (quick)' if suite['quick'] else ''}, {suite['frames_per_cell']} frames per cell, "
+                f"{_window(suite.get('encoder_seconds'))}; models: "
                 f"{', '.join(results['models'])}")
     run = results.get("run") or {}
     partial = ("" if run.get("complete", True) else
@@ -125,6 +126,11 @@ def render(results: dict) -> str:
     nav = [("overview", "Overview")] + [(f"task-{n}", t["title"]) for n, t in results["tasks"].items()]
     html = page("Audio causal benchmark", subtitle, nav, sections)
     return html.replace("</style>", CSS + "</style>", 1)
+
+
+def _window(seconds) -> str:
+    """What Whisper's encoder saw: its whole 30 s window, or the first seconds of it."""
+    return "Whisper's whole 30 s window" if seconds is None else f"a {seconds:g} s encoder window"
 
 
 def write_leaderboard(path: str | Path, results: dict) -> Path:

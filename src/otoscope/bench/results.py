@@ -92,7 +92,8 @@ def summarise(out: str | Path, suite: Suite, config) -> dict:
             rows = [t["models"][model]["methods"][method] for t in tasks.values() if model in t["models"]]
             overall[model][method] = {k: _mean(r[k] for r in rows) for k in SCORE_KEYS}
     return {"suite": {"name": SUITE_NAME, "version": SUITE_VERSION, "seed": config.seed, "quick": config.quick,
-                      "pairs_per_task": suite.config.pairs_per_task, "frames_per_cell": config.frames_per_cell},
+                      "pairs_per_task": suite.config.pairs_per_task, "frames_per_cell": config.frames_per_cell,
+                      "encoder_seconds": config.window_seconds},
             "models": list(config.models), "methods": list(config.methods),
             "method_descriptions": {m: METHODS[m].description for m in config.methods},
             "tasks": tasks, "overall": overall}
