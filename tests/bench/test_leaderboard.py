@@ -79,6 +79,6 @@ def test_renders_in_headless_chromium(tmp_path):
 
 def test_the_header_says_what_the_encoder_saw():
     results = _results()
-    assert "Whisper's whole 30 s window" in render(results)  # older results files have no encoder_seconds
+    assert "the whole 30 s encoder window" in render(results)  # older results files have no encoder_seconds
     results["suite"]["encoder_seconds"] = 5.0
     assert "a 5 s encoder window" in render(results) and "whole 30 s" not in render(results)

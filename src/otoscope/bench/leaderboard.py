@@ -130,7 +130,7 @@ def render(results: dict) -> str:
 
 def _window(seconds) -> str:
     """What Whisper's encoder saw: its whole 30 s window, or the first seconds of it."""
-    return "Whisper's whole 30 s window" if seconds is None else f"a {seconds:g} s encoder window"
+    return "the whole 30 s encoder window" if seconds is None else f"a {seconds:g} s encoder window"
 
 
 def write_leaderboard(path: str | Path, results: dict) -> Path:
