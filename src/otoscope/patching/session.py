@@ -46,6 +46,17 @@ def ig_alphas(steps: int) -> list[float]:
     return [(i + 0.5) / steps for i in range(steps)]
 
 
+def _delta_hook(deltas: dict[str, torch.Tensor]):
+    """A hook adding a zero tensor that requires grad to the activation (its gradient is the activation's),
+    kept in ``deltas`` under the hook's name."""
+    def add_delta(act, hook):
+        delta = torch.zeros_like(act, requires_grad=True)
+        deltas[hook.name] = delta
+        return act + delta
+
+    return add_delta
+
+
 def _groups(cells: list[Cell]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for i, cell in enumerate(cells):
@@ -224,9 +235,7 @@ class PatchSession:
         hooks on the gradient runs, run before the deltas on a shared hook (AtP*'s GradDrop stops the gradient through
         one layer with them).
         """
-        if not self.metric.differentiable:
-            raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
-                                "metric such as logit_diff.")
+        self._require_gradient()
         alphas = [float(a) for a in alphas]
         if not alphas or not all(0.0 <= a <= 1.0 for a in alphas):
             raise OtoscopeError(f"alphas must be one or more points in [0, 1], got {alphas}.")
@@ -235,13 +244,8 @@ class PatchSession:
         base, source = self.base_and_source(direction, names + (["decoder.hook_embed"] if embed else []))
         if any(alphas) and base.inputs.features.shape != source.inputs.features.shape:
             raise AssertionError("the pair's inputs differ in shape after alignment")
-        full = "decoder.hook_logits" in self._names
         deltas: dict[str, torch.Tensor] = {}
-
-        def add_delta(act, hook):
-            delta = torch.zeros_like(act, requires_grad=True)
-            deltas[hook.name] = delta
-            return act + delta
+        add_delta = _delta_hook(deltas)
 
         def mix(alpha: float):  # base token embeddings (the activation) moved α of the way to the source's
             target = source.acts["decoder.hook_embed"]
@@ -257,11 +261,7 @@ class PatchSession:
                 if embed:
                     run_hooks.insert(0, ("decoder.hook_embed", mix(alpha)))  # before a delta on the same hook
             with frozen_weights(self.model):
-                # at α = 0 the run is the cached base run up to the first hook: the runner starts there when it can
-                outputs = None if alpha else self.runner.forward_from(base, names, run_hooks, full)
-                if outputs is None:
-                    outputs = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
-                value = self.metric.score(outputs).sum()
+                value = self._gradient_run(base, inputs, names, run_hooks, from_cache=not alpha)
                 return torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True)
 
         total: list[torch.Tensor | None] = [None] * len(names)
@@ -274,6 +274,20 @@ class PatchSession:
             total = [g if t is None else (t if g is None else t + g) for t, g in zip(total, grads)]
         grads = [None if t is None else t / len(alphas) for t in total]
         return self._first_order(cells, names, grads, base, source)
+
+    def _require_gradient(self) -> None:
+        if not self.metric.differentiable:
+            raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
+                                "metric such as logit_diff.")
+
+    def _gradient_run(self, base: CachedRun, inputs, names: list[str], run_hooks, from_cache: bool) -> torch.Tensor:
+        """The summed metric of a run on ``inputs`` with ``run_hooks``, with its graph (the caller differentiates).
+        ``from_cache``: the run is ``base``'s up to the first hook of ``names``, so the runner may start there."""
+        full = "decoder.hook_logits" in self._names
+        outputs = self.runner.forward_from(base, names, run_hooks, full) if from_cache else None
+        if outputs is None:
+            outputs = self.runner.forward(inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
+        return self.metric.score(outputs).sum()
 
     def _first_order(self, cells: list[Cell], names: list[str], grads, base: CachedRun, source: CachedRun) -> np.ndarray:
         """metric(base) + Σ_cell (source − base) · grad per cell, ``grads`` one per hook of ``names`` (None: 0)."""
@@ -300,26 +314,16 @@ class PatchSession:
         i, ``settings[i]()`` runs, and ``hooks`` (whose autograd functions read what it set) shape that pass's
         gradient. One estimate ``[cells]`` per setting; AtP*'s GradDrop stops a different layer's gradient in
         each, for one forward instead of one per layer."""
-        if not self.metric.differentiable:
-            raise OtoscopeError(f"metric '{self.metric.name}' has no gradient; attribution patching needs a smooth "
-                                "metric such as logit_diff.")
+        self._require_gradient()
         names = list(dict.fromkeys(c.hook for c in cells))
         base, source = self.base_and_source(direction, names)
-        full = "decoder.hook_logits" in self._names
         deltas: dict[str, torch.Tensor] = {}
-
-        def add_delta(act, hook):
-            delta = torch.zeros_like(act, requires_grad=True)
-            deltas[hook.name] = delta
-            return act + delta
+        add_delta = _delta_hook(deltas)
 
         run_hooks = list(hooks) + [(n, add_delta) for n in names]  # extra hooks first
         out = []
         with frozen_weights(self.model):
-            outputs = self.runner.forward_from(base, names, run_hooks, full)
-            if outputs is None:
-                outputs = self.runner.forward(base.inputs, base.readout, (), run_hooks, grad=True, full_logits=full).outputs
-            value = self.metric.score(outputs).sum()
+            value = self._gradient_run(base, base.inputs, names, run_hooks, from_cache=True)
             for i, setting in enumerate(settings):
                 setting()
                 grads = torch.autograd.grad(value, [deltas[n] for n in names], allow_unused=True,
