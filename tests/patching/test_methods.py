@@ -151,3 +151,19 @@ def test_graddrop_in_one_forward_equals_one_run_per_layer(tiny_session, london_s
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4 * span)
         # GradDrop moves the estimates far beyond that tolerance: the comparison is not vacuous
         assert np.abs(expected - atp.qk_fixed(session, cells, "denoising")).max() > 100 * 1e-4 * span
+
+
+def test_graddrop_reaches_a_cell_at_the_dropped_blocks_input(tiny_session):
+    """Block 1's input is block 0's output: the same cells read at either hook get the same atp-star values, so
+    dropping block 1 lets the skip carry the gradient to a cell at its input too (not only its output's)."""
+    from otoscope.patching import atp
+
+    names = ["encoder.blocks.0.hook_resid_post", "encoder.blocks.1.hook_resid_pre"]
+    cells = tiny_session.cells(SweepConfig(hooks=names, window=20), names)
+    post = [c for c in cells if c.hook == names[0]]
+    pre = [c for c in cells if c.hook == names[1]]
+    assert [(c.start, c.end) for c in post] == [(c.start, c.end) for c in pre] and len(post) > 3
+    values = atp.atp_star(tiny_session, post + pre, "denoising")
+    base = tiny_session._value(tiny_session.base_and_source("denoising", names)[0])
+    assert np.abs(values[: len(post)] - base).max() > 1e-6  # not all at the unpatched value
+    np.testing.assert_allclose(values[len(post):], values[: len(post)], rtol=1e-5, atol=1e-9)

@@ -200,9 +200,12 @@ class _BranchGate(torch.autograd.Function):
         return grad, None, None, None
 
 
-def _gates(blocks, state: dict) -> list:
-    """Hooks that put a :class:`_BranchGate` on each of ``blocks`` (``(side, layer)``) for one gradient run."""
-    hooks = []
+def _gates(blocks, state: dict) -> tuple[list, list]:
+    """Hooks that put a :class:`_BranchGate` on each of ``blocks`` (``(side, layer)``) for one gradient run:
+    ``(gates, inputs)``. The gates on the blocks' outputs go before the run's deltas (a cell at a block's
+    output keeps its gradient when that block is dropped), the hooks reading the blocks' inputs after them
+    (so the skip carries the gradient to a cell at a block's input too)."""
+    gates, inputs = [], []
     for side, layer in blocks:
         seen: dict[str, torch.Tensor] = {}
 
@@ -216,8 +219,9 @@ def _gates(blocks, state: dict) -> list:
                 return act
             return _BranchGate.apply(act, x, state, key)
 
-        hooks += [(f"{side}.blocks.{layer}.hook_resid_pre", remember), (f"{side}.blocks.{layer}.hook_resid_post", gate)]
-    return hooks
+        inputs.append((f"{side}.blocks.{layer}.hook_resid_pre", remember))
+        gates.append((f"{side}.blocks.{layer}.hook_resid_post", gate))
+    return gates, inputs
 
 
 _BLOCK_HOOK = re.compile(r"(encoder|decoder)\.blocks\.(\d+)\.(.+)")
@@ -259,7 +263,8 @@ def atp_star(session: PatchSession, cells: list[Cell], direction: str, graddrop:
     needed = [block for block in layers if any(_upstream(h, *block) for h in hooks)]
     state: dict = {}
     settings = [lambda block=block: state.__setitem__("drop", block) for block in needed]
-    dropped = session.attribution_backwards(cells, direction, _gates(needed, state), settings) if needed else []
+    gates, inputs = _gates(needed, state)
+    dropped = session.attribution_backwards(cells, direction, gates, settings, inputs) if needed else []
     magnitude = np.abs(values - base_value) * (len(layers) - len(needed))
     for estimate in dropped:
         magnitude += np.abs(estimate + correction - base_value)

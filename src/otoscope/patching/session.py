@@ -309,18 +309,19 @@ class PatchSession:
         return values
 
     def attribution_backwards(self, cells: list[Cell], direction: str, hooks: Sequence,
-                              settings: Sequence[Callable[[], None]]) -> list[np.ndarray]:
+                              settings: Sequence[Callable[[], None]], after: Sequence = ()) -> list[np.ndarray]:
         """Attribution at the base run (α = 0) with several backward passes over one forward pass: before pass
         i, ``settings[i]()`` runs, and ``hooks`` (whose autograd functions read what it set) shape that pass's
         gradient. One estimate ``[cells]`` per setting; AtP*'s GradDrop stops a different layer's gradient in
-        each, for one forward instead of one per layer."""
+        each, for one forward instead of one per layer. ``after``: hooks run after the deltas on a shared hook
+        point (``hooks`` run before them)."""
         self._require_gradient()
         names = list(dict.fromkeys(c.hook for c in cells))
         base, source = self.base_and_source(direction, names)
         deltas: dict[str, torch.Tensor] = {}
         add_delta = _delta_hook(deltas)
 
-        run_hooks = list(hooks) + [(n, add_delta) for n in names]  # extra hooks first
+        run_hooks = list(hooks) + [(n, add_delta) for n in names] + list(after)
         out = []
         with frozen_weights(self.model):
             value = self._gradient_run(base, base.inputs, names, run_hooks, from_cache=True)
