@@ -23,7 +23,9 @@ def drop_layer(side: str, layer: int):
 
 
 def atp_star_reference(session, cells, direction: str) -> np.ndarray:
-    """AtP* with one full gradient run per layer of the model, none skipped (atp.atp_star's definition)."""
+    """AtP* with one full gradient run per layer of the model, none skipped (atp.atp_star's definition). Here the
+    dropped block's input is read before the deltas, so cells *at* a block's input lose the skip when that
+    block is dropped; compare on cells at blocks' outputs (atp_star reaches both)."""
     from otoscope.patching.atp import qk_fixed
 
     model = session.model
