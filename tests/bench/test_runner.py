@@ -143,8 +143,9 @@ def test_tasks_apply_by_model_family():
 
 def test_encoder_window_options():
     assert BenchConfig(quick=True).window_seconds == 5.0 and BenchConfig().window_seconds is None
-    assert BenchConfig(quick=True, encoder_seconds=30).window_seconds == 30.0
+    assert BenchConfig(quick=True, encoder_seconds=30).window_seconds is None  # 30 s is Whisper's own window
     assert "encoder_seconds" not in BenchConfig().identity()  # full-window runs of earlier versions still resume
+    assert "encoder_seconds" not in BenchConfig(quick=True, encoder_seconds=30).identity()  # nor earlier quick runs
     assert BenchConfig(quick=True).identity()["encoder_seconds"] == 5.0
     for bad in (0, -2, 31):
         with pytest.raises(OtoscopeError, match="encoder_seconds"):
@@ -183,3 +184,29 @@ def test_windowed_sweeps_match_the_full_forward_engine(tiny_en, london_pair):
         np.testing.assert_allclose([c.normalized for c in maps["auto"][method].cells],
                                    [c.normalized for c in maps["full"][method].cells], atol=2e-3)
     assert tiny_en.geometry.window_frames == 1500
+
+
+def test_a_window_refused_by_a_later_model_leaves_none_set(tiny_whisper):
+    import otoscope
+
+    ctc = otoscope.load("tiny-random-wav2vec2")
+    free = ctc.geometry
+    ctc.geometry = dataclasses.replace(free, window_frames=1500)  # as if it had a fixed window it cannot shorten
+    try:
+        with pytest.raises(OtoscopeError, match="encoder window"):
+            runner.encoder_windows([tiny_whisper, ctc], 5.0)
+    finally:
+        ctc.geometry = free
+    assert tiny_whisper.geometry.window_frames == 1500 and tiny_whisper.encoder_seconds is None
+
+
+def test_a_candidate_longer_than_the_window_names_the_option(tiny_whisper):
+    from otoscope.bench.suite import _check_window
+
+    rate = 16_000
+    clip = Clip(np.zeros(int(3.5 * rate), dtype=np.float32), rate, "long")
+    pair = BenchPair("asr-word-000", "asr-word", clip, clip, "logit_diff")
+    _check_window(pair, [tiny_whisper])  # the whole window: fits
+    with tiny_whisper.encoder_window(3):
+        with pytest.raises(OtoscopeError, match="--encoder-seconds 4 or more"):
+            _check_window(pair, [tiny_whisper])

@@ -37,6 +37,15 @@ QUICK_WINDOW = 25  # encoder frames per cell (500 ms) with --quick
 FULL_IG_STEPS = 5  # interpolation points of attribution-ig in the full suite
 QUICK_IG_STEPS = 3  # with --quick (its midpoints 1/6, 1/2, 5/6 include two-point's α = 1/2)
 QUICK_ENCODER_SECONDS = 5.0  # Whisper's encoder window with --quick (every quick clip is shorter)
+WHOLE_WINDOW_SECONDS = 30.0  # Whisper's own window: --encoder-seconds 30 is no window at all
+
+
+def window_seconds(quick: bool, encoder_seconds: float | None) -> float | None:
+    """The encoder window a run or build uses: ``encoder_seconds`` if given (30 or more: the whole window, None),
+    else 5 s with ``quick`` and the whole window without."""
+    if encoder_seconds is not None:
+        return None if encoder_seconds >= WHOLE_WINDOW_SECONDS else float(encoder_seconds)
+    return QUICK_ENCODER_SECONDS if quick else None
 
 
 @dataclass(frozen=True)
@@ -90,9 +99,7 @@ class BenchConfig:
     @property
     def window_seconds(self) -> float | None:
         """Seconds of Whisper's window its encoder runs over, or None for the whole window."""
-        if self.encoder_seconds is not None:
-            return float(self.encoder_seconds)
-        return QUICK_ENCODER_SECONDS if self.quick else None
+        return window_seconds(self.quick, self.encoder_seconds)
 
     @property
     def ig_steps(self) -> int:
@@ -207,7 +214,8 @@ def _prepare_folder(out: Path, config: BenchConfig) -> None:
         earlier = json.loads(run_file.read_text()).get("identity")
         if earlier != config.identity():
             raise OtoscopeError(f"{out} holds a run of another suite or cell size ({earlier}); resume it with the same "
-                                "--quick/--seed/--n-pairs/--window/--encoder-seconds, or pass a new --out folder.")
+                                "--quick/--seed/--n-pairs/--window/--encoder-seconds (a --quick run without "
+                                "encoder_seconds used the whole window: add --encoder-seconds 30), or pass a new --out folder.")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_file, json.dumps({"identity": config.identity(), "config": asdict(config)}, indent=1))
 
@@ -264,11 +272,11 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
 
 def encoder_windows(models, seconds: float | None) -> ExitStack:
     """Every fixed-window model (Whisper) with its encoder over the first ``seconds`` (None: nothing changes)."""
-    stack = ExitStack()
-    for model in models:
-        if seconds is not None and model.geometry.window_frames is not None:
-            stack.enter_context(model.encoder_window(seconds))
-    return stack
+    with ExitStack() as stack:  # if one model refuses, the windows already set are undone
+        for model in models:
+            if seconds is not None and model.geometry.window_frames is not None:
+                stack.enter_context(model.encoder_window(seconds))
+        return stack.pop_all()
 
 
 def _check_fits(suite: Suite, seconds: float | None) -> None:

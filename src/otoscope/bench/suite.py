@@ -14,6 +14,7 @@ check models gives the same pairs.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -142,6 +143,15 @@ def check_pair(model: HookedAudioModel, pair: BenchPair):
     return check_clean(model, pair, session), session.clean_value, session.corrupt_value
 
 
+def _check_window(pair: BenchPair, models) -> None:
+    """A pair longer than a model's shortened encoder window: say which window it needs."""
+    longest = max(pair.clean.seconds, pair.corrupt.seconds)
+    for model in models:
+        if model.encoder_seconds is not None and longest > model.encoder_seconds:
+            raise OtoscopeError(f"pair {pair.id} is {longest:.2f} s, longer than the {model.encoder_seconds:g} s encoder "
+                                f"window; pass --encoder-seconds {math.ceil(longest)} or more.")
+
+
 def build_suite(out: str | Path, config: SuiteConfig, check_models: Sequence = (),
                 log: Callable[[str], None] = lambda s: None) -> Suite:
     """Generate, check and save the task set into folder ``out`` (replaced as a whole; see the module doc).
@@ -165,6 +175,7 @@ def build_suite(out: str | Path, config: SuiteConfig, check_models: Sequence = (
                 if len(ts.pairs) >= want or ts.candidates >= CANDIDATE_FACTOR * want:
                     break
                 ts.candidates += 1
+                _check_window(candidate, models)
                 pair = _saved(folder, candidate)
                 checks = {}
                 for model in models:

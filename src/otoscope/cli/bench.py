@@ -39,10 +39,9 @@ def _cmd_build(args) -> None:
         from otoscope.models.loader import load
 
         models = [load(m.strip(), device=args.device) for m in args.check_models.split(",") if m.strip()]
-    from otoscope.bench.runner import QUICK_ENCODER_SECONDS, encoder_windows
+    from otoscope.bench.runner import encoder_windows, window_seconds
 
-    seconds = args.encoder_seconds or (QUICK_ENCODER_SECONDS if args.quick else None)
-    with encoder_windows(models, seconds):  # pairs are checked on the model the run will sweep
+    with encoder_windows(models, window_seconds(args.quick, args.encoder_seconds)):  # pairs are checked on the model the run will sweep
         suite = build_suite(args.out, config, models, log=lambda line: print(line, flush=True))
     kept = sum(len(t.pairs) for t in suite.tasks.values())
     print(f"wrote {kept} pairs of {len(suite.tasks)} tasks to {args.out} ({MANIFEST} + audio)")

@@ -40,7 +40,7 @@ def whisper_features(extractor, clips: list[Clip], geometry: FrameGeometry) -> t
     for clip in clips:
         if limit is not None and len(clip.samples) > limit:
             raise AudioError(f"{clip.name} is {clip.seconds:.1f} s but Whisper's encoder sees one "
-                             f"{limit / geometry.sample_rate:.0f} s window; trim or split it "
+                             f"{limit / geometry.sample_rate:g} s window; trim or split it "
                              "(otoscope.audio.split_windows), or use model.transcribe, which chunks.")
     out = extractor([c.samples for c in clips], sampling_rate=geometry.sample_rate, return_tensors="pt")
     features = out.input_features  # [batch, mels, 3000]

@@ -88,7 +88,7 @@ def prepare_pair(model, clean, corrupt, *, text=None, prompt=None, sample_rate: 
     for clip, what in ((clip_clean, "clean"), (clip_corrupt, "corrupt")):
         if window is not None and len(clip.samples) > window:
             raise AudioError(f"{what} clip {clip.name} is {clip.seconds:.1f} s but {model.name} sees one "
-                             f"{window / model.geometry.sample_rate:.0f} s window; trim both clips to the part "
+                             f"{window / model.geometry.sample_rate:g} s window; trim both clips to the part "
                              "that differs (sox in.flac out.flac trim START LENGTH).")
     clip_clean, clip_corrupt, note = align_clips(clip_clean, clip_corrupt, align)
     text_clean, text_corrupt = _pair(text, "text")

@@ -151,7 +151,8 @@ class Adapter(ABC):
         Models whose input length is free have no window to shorten."""
         what = ("takes audio of any length, so it has no fixed encoder window to shorten"
                 if self.geometry.window_frames is None else "has no shortened encoder window (Whisper has)")
-        raise OtoscopeError(f"{self.supports} {what}; drop the encoder-window option for this model.")
+        raise OtoscopeError(f"{self.supports} {what}; run it without an encoder window (bench: --encoder-seconds 30, "
+                            "which --quick needs too).")
 
     def fast_patch_runner(self, model):
         """A patching runner that recomputes only what a patch can change, or None (the full forward is used).
