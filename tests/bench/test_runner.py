@@ -153,16 +153,16 @@ def test_encoder_window_options():
 
 
 def test_a_suite_longer_than_the_window_is_refused():
-    from otoscope.bench.suite import Suite, SuiteConfig, TaskSet
+    from otoscope.bench.suite import check_fits
 
     rate = 16_000
     clip = Clip(np.zeros(int(3.5 * rate), dtype=np.float32), rate, "long")
     pair = BenchPair("keyword-000", "keyword", clip, clip, "logit_diff")
-    suite = Suite(SuiteConfig(("keyword",)), {"keyword": TaskSet("keyword", [pair])}, None)
-    runner._check_fits(suite, None)
-    runner._check_fits(suite, 4.0)
+
+    check_fits([pair], None)
+    check_fits([pair], 4.0)
     with pytest.raises(OtoscopeError, match="--encoder-seconds 4 or more"):
-        runner._check_fits(suite, 3.0)
+        check_fits([pair], 3.0)
 
 
 def test_windowed_sweeps_match_the_full_forward_engine(tiny_en, london_pair):
@@ -200,13 +200,15 @@ def test_a_window_refused_by_a_later_model_leaves_none_set(tiny_whisper):
     assert tiny_whisper.geometry.window_frames == 1500 and tiny_whisper.encoder_seconds is None
 
 
-def test_a_candidate_longer_than_the_window_names_the_option(tiny_whisper):
-    from otoscope.bench.suite import _check_window
+def test_a_candidate_longer_than_the_window_names_the_option(tiny_whisper, tmp_path, monkeypatch):
+    from otoscope.bench.suite import SuiteConfig, build_suite
+    from otoscope.bench.tasks import TASKS
 
     rate = 16_000
     clip = Clip(np.zeros(int(3.5 * rate), dtype=np.float32), rate, "long")
-    pair = BenchPair("asr-word-000", "asr-word", clip, clip, "logit_diff")
-    _check_window(pair, [tiny_whisper])  # the whole window: fits
-    with tiny_whisper.encoder_window(3):
+    pair = BenchPair("keyword-000", "keyword", clip, clip, "logit_diff")
+    monkeypatch.setitem(TASKS, "keyword", dataclasses.replace(TASKS["keyword"], generate=lambda seed: iter([pair])))
+    with tiny_whisper.encoder_window(3):  # refused before any model check or file
         with pytest.raises(OtoscopeError, match="--encoder-seconds 4 or more"):
-            _check_window(pair, [tiny_whisper])
+            build_suite(tmp_path / "suite", SuiteConfig(("keyword",), n_pairs=1), [tiny_whisper])
+    assert not (tmp_path / "suite").exists()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 
 from otoscope.bench.methods import METHODS, REFERENCE, seed_of
 from otoscope.bench.pair import BenchPair
-from otoscope.bench.suite import SUITE_VERSION, Suite, SuiteConfig, build_suite, load_suite
+from otoscope.bench.suite import SUITE_VERSION, Suite, SuiteConfig, build_suite, check_fits, load_suite
 from otoscope.bench.tasks import TASKS
 from otoscope.errors import OtoscopeError
 
@@ -266,7 +266,7 @@ def run_bench(out: str | Path, config: BenchConfig, log: Callable[[str], None] =
         raise OtoscopeError("no task applies to the models given; add a Whisper or a CTC model.")
     with encoder_windows(models.values(), config.window_seconds):
         suite = _open_suite(out, config, models, applicable, log)
-        _check_fits(suite, config.window_seconds)
+        check_fits([p for t in suite.tasks.values() for p in t.pairs], config.window_seconds)
         return _run_units(out, suite, config, models, applicable, log)
 
 
@@ -277,13 +277,6 @@ def encoder_windows(models, seconds: float | None) -> ExitStack:
             if seconds is not None and model.geometry.window_frames is not None:
                 stack.enter_context(model.encoder_window(seconds))
         return stack.pop_all()
-
-
-def _check_fits(suite: Suite, seconds: float | None) -> None:
-    longest = max((max(p.clean.seconds, p.corrupt.seconds) for t in suite.tasks.values() for p in t.pairs), default=0.0)
-    if seconds is not None and longest > seconds:
-        raise OtoscopeError(f"the task set's longest clip is {longest:.2f} s, longer than the {seconds:g} s encoder "
-                            f"window; pass --encoder-seconds {math.ceil(longest)} or more.")
 
 
 def _run_units(out: Path, suite: Suite, config: BenchConfig, models: dict, applicable: list[str], log) -> dict:

@@ -143,13 +143,13 @@ def check_pair(model: HookedAudioModel, pair: BenchPair):
     return check_clean(model, pair, session), session.clean_value, session.corrupt_value
 
 
-def _check_window(pair: BenchPair, models) -> None:
-    """A pair longer than a model's shortened encoder window: say which window it needs."""
-    longest = max(pair.clean.seconds, pair.corrupt.seconds)
-    for model in models:
-        if model.encoder_seconds is not None and longest > model.encoder_seconds:
-            raise OtoscopeError(f"pair {pair.id} is {longest:.2f} s, longer than the {model.encoder_seconds:g} s encoder "
-                                f"window; pass --encoder-seconds {math.ceil(longest)} or more.")
+def check_fits(pairs: Sequence[BenchPair], seconds: float | None) -> None:
+    """Refuse pairs with a clip longer than an encoder window of ``seconds`` (None: Whisper's whole window),
+    naming the window they need."""
+    longest = max((max(p.clean.seconds, p.corrupt.seconds) for p in pairs), default=0.0)
+    if seconds is not None and longest > seconds:
+        raise OtoscopeError(f"the task set has a {longest:.2f} s clip, longer than the {seconds:g} s encoder window; "
+                            f"pass --encoder-seconds {math.ceil(longest)} or more.")
 
 
 def build_suite(out: str | Path, config: SuiteConfig, check_models: Sequence = (),
@@ -175,7 +175,8 @@ def build_suite(out: str | Path, config: SuiteConfig, check_models: Sequence = (
                 if len(ts.pairs) >= want or ts.candidates >= CANDIDATE_FACTOR * want:
                     break
                 ts.candidates += 1
-                _check_window(candidate, models)
+                check_fits([candidate], min((m.encoder_seconds for m in models if m.encoder_seconds is not None),
+                                            default=None))
                 pair = _saved(folder, candidate)
                 checks = {}
                 for model in models:
