@@ -87,14 +87,19 @@ class PatchSession:
         """``compute()`` once per ``key`` in this session; a later call returns the stored value and adds the
         seconds it took (memoised work it reused included) to :attr:`charged`, so that the time of a method that
         reuses it (``charged`` before and after, added to its clock) is the time it would take alone."""
-        hit = self._memo.get(key)
+        hit = self._recall(key)
         if hit is None:
             before, start = self.charged, time.perf_counter()
             value = compute()
             hit = self._memo[key] = (value, time.perf_counter() - start + self.charged - before)
-        else:
-            self.charged += hit[1]
         return hit[0]
+
+    def _recall(self, key) -> tuple | None:
+        """The stored ``(value, seconds)`` of ``key``, its seconds added to :attr:`charged`; None if not stored."""
+        hit = self._memo.get(key)
+        if hit is not None:
+            self.charged += hit[1]
+        return hit
 
     # ------------------------------------------------------------------ runs
     def hook_names(self, hooks) -> list[str]:
@@ -177,12 +182,11 @@ class PatchSession:
         values = np.empty(len(cells), dtype=np.float64)
         todo = []
         for i, cell in enumerate(cells):
-            hit = self._memo.get(("exact", direction, cell))
+            hit = self._recall(("exact", direction, cell))
             if hit is None:
                 todo.append(i)
             else:
                 values[i] = hit[0]
-                self.charged += hit[1]
         if not todo:
             return values
         names = list(dict.fromkeys(cells[i].hook for i in todo))
@@ -232,8 +236,8 @@ class PatchSession:
         Nanda's attribution patching (exact for a metric linear in the activation); :func:`ig_alphas`:
         integrated gradients (EAP-IG with input interpolation, Hanna et al. 2024), whose average gradient
         along the path sees a threshold the tangent at the base run misses. ``hooks``: extra ``(name, fn)``
-        hooks on the gradient runs, run before the deltas on a shared hook (AtP*'s GradDrop stops the gradient through
-        one layer with them).
+        hooks on the gradient runs, run before the deltas on a shared hook (a pass with them is never shared;
+        AtP*'s GradDrop uses :meth:`attribution_backwards` instead).
         """
         self._require_gradient()
         alphas = [float(a) for a in alphas]
