@@ -1,4 +1,4 @@
-"""``otoscope bench run | build``: parse, call :mod:`otoscope.bench`, print.
+"""``otoscope bench run | build | compare``: parse, call :mod:`otoscope.bench`, print.
 
 The library is imported inside the command functions so ``otoscope --help`` stays instant; task and
 method names are checked (with did-you-mean) before any model loads.
@@ -47,8 +47,31 @@ def _cmd_build(args) -> None:
     print(f"wrote {kept} pairs of {len(suite.tasks)} tasks to {args.out} ({MANIFEST} + audio)")
 
 
+def _cmd_compare(args) -> None:
+    from otoscope.bench.compare import TOP, compare_runs
+
+    comparison = compare_runs(args.a, args.b)
+    maps, methods = comparison.maps(), comparison.methods()
+    print(f"{len(comparison.units)} units compared ({len(comparison.skipped)} not: see --json); b = {args.b} against "
+          f"a = {args.a}")
+    print("\nexact maps, b against a (means over units; Spearman min in brackets):")
+    for row in maps.itertuples():
+        print(f"  {row.model:<20} {row.task:<10} {row.units:>3} units  Spearman {row.exact_spearman:.2f} "
+              f"({row.exact_spearman_min:.2f})  Pearson {row.exact_pearson:.2f}  top-{TOP} overlap "
+              f"{row.exact_top_overlap:.2f}")
+    print("\neach method's Spearman against exact, a -> b (means over units):")
+    for (model, task), group in methods.groupby(["model", "task"], sort=False):
+        cells = "  ".join(f"{r.method} {r.spearman_a:.2f}->{r.spearman_b:.2f}" for r in group.itertuples())
+        print(f"  {model:<20} {task:<10} {cells}")
+    if args.json:
+        from otoscope._io import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(comparison.to_json(), indent=1, allow_nan=False))
+        print(f"\nwrote {args.json}")
+
+
 def register(sub) -> None:
-    """Add ``bench run`` and ``bench build`` to the ``otoscope`` parser."""
+    """Add ``bench run``, ``bench build`` and ``bench compare`` to the ``otoscope`` parser."""
     bench = sub.add_parser("bench", help="the audio causal benchmark: tasks, methods scored against exact patching")
     commands = bench.add_subparsers(dest="bench_command", required=True)
 
@@ -80,3 +103,9 @@ def register(sub) -> None:
                    help="comma list of models each pair is checked on (clean run right), '' for none")
     suite_args(p)
     p.set_defaults(func=_cmd_build)
+
+    p = commands.add_parser("compare", help="compare two runs unit by unit: exact maps' agreement, methods' scores")
+    p.add_argument("a", type=Path, help="a 'bench run' folder (the reference)")
+    p.add_argument("b", type=Path, help="another 'bench run' folder over the same pairs (e.g. another --encoder-seconds)")
+    p.add_argument("--json", type=Path, default=None, help="also write every unit's comparison to this JSON file")
+    p.set_defaults(func=_cmd_compare)
