@@ -43,3 +43,36 @@ def test_build_writes_audio_and_a_manifest(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "a.txt").write_text("x")
     assert main(["bench", "build", "--tasks", "keyword", "--check-models", "", "--out", str(tmp_path / "mine")]) == 2
+
+
+def test_run_flags_are_bench_config_fields(tmp_path, monkeypatch, capsys):
+    """``bench run``'s flags come from BenchConfig: same defaults, every task and method named in the help."""
+    import dataclasses
+
+    import otoscope.bench.runner as runner
+    from otoscope.bench.config import BenchConfig
+    from otoscope.bench.methods import METHODS
+    from otoscope.bench.tasks import TASKS
+
+    seen = []
+
+    def fake_run(out, config, log=print):
+        seen.append(config)
+        return {"overall": {}, "run": {}}
+
+    monkeypatch.setattr(runner, "run_bench", fake_run)
+    assert main(["bench", "run", "--out", str(tmp_path / "a")]) == 0
+    assert main(["bench", "run", "--models", "whisper-tiny.en", "--tasks", "keyword", "--methods", "random",
+                 "--n-pairs", "3", "--window", "5", "--seed", "2", "--quick", "--encoder-seconds", "8",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert seen[0] == BenchConfig()
+    assert seen[1] == BenchConfig(models=("whisper-tiny.en",), tasks=("keyword",), methods=("exact", "random"),
+                                  quick=True, seed=2, n_pairs=3, window=5, encoder_seconds=8.0)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["bench", "run", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(BenchConfig):
+        assert "--" + field.name.replace("_", "-") in helptext
+    for name in (*TASKS, *METHODS):
+        assert name in helptext, f"{name} is missing from BenchConfig's docstrings (the --help text)"

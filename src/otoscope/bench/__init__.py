@@ -14,14 +14,15 @@ from otoscope._lazy import lazy_exports
 
 # loaded on first use: ``otoscope bench --help`` must not import torch
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "BenchPair": ".pair", "BenchConfig": ".runner", "run_bench": ".runner", "SuiteConfig": ".suite",
+    "BenchPair": ".pair", "BenchConfig": ".config", "run_bench": ".runner", "SuiteConfig": ".config",
     "build_suite": ".suite", "load_suite": ".suite", "TASKS": ".tasks", "METHODS": ".methods"})
 
 if TYPE_CHECKING:
+    from otoscope.bench.config import BenchConfig, SuiteConfig
     from otoscope.bench.methods import METHODS
     from otoscope.bench.pair import BenchPair
-    from otoscope.bench.runner import BenchConfig, run_bench
-    from otoscope.bench.suite import SuiteConfig, build_suite, load_suite
+    from otoscope.bench.runner import run_bench
+    from otoscope.bench.suite import build_suite, load_suite
     from otoscope.bench.tasks import TASKS
 
 __all__ = ["METHODS", "TASKS", "BenchConfig", "BenchPair", "SuiteConfig", "build_suite", "load_suite", "run_bench"]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from otoscope.bench.config import SUITE_NAME, SUITE_VERSION
 from otoscope.bench.methods import METHODS
-from otoscope.bench.suite import SUITE_NAME, SUITE_VERSION, Suite
+from otoscope.bench.suite import Suite
 from otoscope.bench.tasks import TASKS
 from otoscope.patching.result import effects_of
 

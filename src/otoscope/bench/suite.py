@@ -22,50 +22,18 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from otoscope.audio.io import to_clip
+from otoscope.bench.config import SUITE_NAME, SUITE_VERSION, SuiteConfig
 from otoscope.bench.metrics import check_clean, session_options
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks import TASKS
-from otoscope.errors import OtoscopeError, did_you_mean
+from otoscope.errors import OtoscopeError
 
 if TYPE_CHECKING:
     from otoscope.models.hooked import HookedAudioModel
 
-SUITE_NAME = "otoscope-audio-causal"
-SUITE_VERSION = "2"
-"""Bump when a generator, template or metric changes what a seed produces."""
-FULL_PAIRS = 40  # pairs per task in the full suite
-QUICK_PAIRS = 5  # pairs per task with --quick
 CANDIDATE_FACTOR = 5  # at most this many candidates per kept pair before a task stops short (a model in a short
 # encoder window gets more clean runs wrong: the quick noise task kept 4 of 15 candidates at 3×)
 MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True)
-class SuiteConfig:
-    """Which task set to build."""
-
-    tasks: tuple[str, ...] = tuple(TASKS)
-    """Task names, in suite order."""
-    quick: bool = False
-    """``QUICK_PAIRS`` pairs per task instead of ``FULL_PAIRS``."""
-    seed: int = 0
-    """Seed of every generator (each task draws from its own stream)."""
-    n_pairs: int | None = None
-    """Pairs per task; None: from ``quick``."""
-
-    def __post_init__(self):
-        for name in self.tasks:
-            if name not in TASKS:
-                raise OtoscopeError(f"unknown task {name!r}.{did_you_mean(name, TASKS)} Tasks: {', '.join(TASKS)}, all.")
-        if not self.tasks:
-            raise OtoscopeError("no tasks selected; pass --tasks all or a comma list of task names.")
-        if self.n_pairs is not None and (int(self.n_pairs) != self.n_pairs or self.n_pairs < 1):
-            raise OtoscopeError(f"n_pairs must be a whole number >= 1, got {self.n_pairs}.")
-
-    @property
-    def pairs_per_task(self) -> int:
-        """How many pairs each task keeps."""
-        return self.n_pairs or (QUICK_PAIRS if self.quick else FULL_PAIRS)
 
 
 def parse_tasks(spec: str) -> tuple[str, ...]:

@@ -14,13 +14,14 @@ from otoscope.cli.args import device, nonneg_int, positive_float, positive_int
 
 def _cmd_run(args) -> None:
     from otoscope._io import check_output_dir
+    from otoscope.bench.config import BenchConfig
     from otoscope.bench.methods import parse_methods
-    from otoscope.bench.runner import RUN_FILE, BenchConfig, run_bench
+    from otoscope.bench.runner import RUN_FILE, run_bench
     from otoscope.bench.suite import parse_tasks
+    from otoscope.cli.from_config import config_from_args
 
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    config = BenchConfig(models, parse_tasks(args.tasks), tuple(parse_methods(args.methods)), args.quick, args.seed,
-                         args.n_pairs, args.window, args.device, args.encoder_seconds)
+    config = config_from_args(BenchConfig, args, models=_names(args.models), tasks=parse_tasks(args.tasks),
+                              methods=tuple(parse_methods(args.methods)))
     check_output_dir(args.out, (RUN_FILE,), "benchmark folder")
     results = run_bench(args.out, config, log=lambda line: print(line, flush=True))
     print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'leaderboard.html'}")
@@ -30,21 +31,26 @@ def _cmd_run(args) -> None:
 
 def _cmd_build(args) -> None:
     from otoscope._io import check_output_dir
-    from otoscope.bench.suite import MANIFEST, SuiteConfig, build_suite, parse_tasks
+    from otoscope.bench.config import SuiteConfig, window_seconds
+    from otoscope.bench.runner import encoder_windows
+    from otoscope.bench.suite import MANIFEST, build_suite, parse_tasks
+    from otoscope.cli.from_config import config_from_args
 
-    config = SuiteConfig(parse_tasks(args.tasks), args.quick, args.seed, args.n_pairs)
+    config = config_from_args(SuiteConfig, args, tasks=parse_tasks(args.tasks))
     check_output_dir(args.out, (MANIFEST,), "suite folder")
     models = []
     if args.check_models.strip():
         from otoscope.models.loader import load
 
-        models = [load(m.strip(), device=args.device) for m in args.check_models.split(",") if m.strip()]
-    from otoscope.bench.runner import encoder_windows, window_seconds
-
-    with encoder_windows(models, window_seconds(args.quick, args.encoder_seconds)):  # pairs are checked on the model the run will sweep
+        models = [load(m, device=args.device) for m in _names(args.check_models)]
+    with encoder_windows(models, window_seconds(args.quick, args.encoder_seconds)):  # checked on the model a run sweeps
         suite = build_suite(args.out, config, models, log=lambda line: print(line, flush=True))
     kept = sum(len(t.pairs) for t in suite.tasks.values())
     print(f"wrote {kept} pairs of {len(suite.tasks)} tasks to {args.out} ({MANIFEST} + audio)")
+
+
+def _names(spec: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in spec.split(",") if s.strip())
 
 
 def _cmd_compare(args) -> None:
@@ -71,37 +77,29 @@ def _cmd_compare(args) -> None:
 
 
 def register(sub) -> None:
-    """Add ``bench run``, ``bench build`` and ``bench compare`` to the ``otoscope`` parser."""
+    """Add ``bench run``, ``bench build`` and ``bench compare`` to the ``otoscope`` parser.
+
+    ``run``'s flags are :class:`~otoscope.bench.config.BenchConfig`'s fields and ``build``'s the task set's
+    among them (names, defaults and help from the dataclass; lists are given as comma lists)."""
+    from otoscope.bench.config import BenchConfig
+    from otoscope.cli.from_config import add_config_flags
+
     bench = sub.add_parser("bench", help="the audio causal benchmark: tasks, methods scored against exact patching")
     commands = bench.add_subparsers(dest="bench_command", required=True)
-
-    def suite_args(p):
-        p.add_argument("--tasks", default="all",
-                       help="comma list of tasks or 'all': asr-word, keyword, noise, context, nonspeech, ctc-word")
-        p.add_argument("--quick", action="store_true", help="a smoke run: 5 pairs per task (40 in the full suite), 500 ms cells, one direction per task, "
-                            "attribution-ig with 3 steps, a 5 s encoder window (docs/benchmark.md, Quick)")
-        p.add_argument("--n-pairs", type=positive_int, default=None, help="pairs per task (overrides --quick's 5 / 40)")
-        p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the task generators (default 0)")
-        p.add_argument("--encoder-seconds", type=positive_float, default=None,
-                       help="run Whisper's encoder over only the first SECONDS of its 30 s window (like whisper.cpp's "
-                            "audio_ctx): several times faster, a slightly different model (docs/benchmark.md); "
-                            "default: the whole window, 5 with --quick; 30 for the whole window with --quick")
-        p.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1, … (default cpu)")
-        p.add_argument("--out", required=True, type=Path, help="output folder")
+    types = {"models": str, "tasks": str, "methods": str, "seed": nonneg_int, "n_pairs": positive_int,
+             "window": positive_int, "device": device, "encoder_seconds": positive_float}
+    lists = {"models": "whisper-tiny.en,whisper-base", "tasks": "all", "methods": "all"}
 
     p = commands.add_parser("run", help="run every method on every task and model; resumable (rerun to continue)")
-    p.add_argument("--models", default="whisper-tiny.en,whisper-base", help="comma list of model names")
-    p.add_argument("--methods", default="all",
-                   help="comma list of methods or 'all': exact, attribution, attribution-ig, atp-qk, atp-star, two-point, "
-                        "hybrid, random (exact always runs)")
-    p.add_argument("--window", type=positive_int, default=None, help="encoder frames per cell (default 10; 25 with --quick)")
-    suite_args(p)
+    add_config_flags(p, BenchConfig, types=types, defaults=lists)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=_cmd_run)
 
     p = commands.add_parser("build", help="write the task set (audio + manifest.json), usable without otoscope")
+    add_config_flags(p, BenchConfig, skip=("models", "methods", "window"), types=types, defaults=lists)
     p.add_argument("--check-models", default="whisper-tiny.en",
                    help="comma list of models each pair is checked on (clean run right), '' for none")
-    suite_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=_cmd_build)
 
     p = commands.add_parser("compare", help="compare two runs unit by unit: exact maps' agreement, methods' scores")
