@@ -21,10 +21,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from otoscope.errors import OtoscopeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TOP = 5
 """How many strongest cells the exact maps' overlap compares."""
@@ -38,7 +42,7 @@ class RunComparison:
     """The first run's folder."""
     b: str
     """The second run's folder."""
-    units: "object"
+    units: "pd.DataFrame"
     """``pandas.DataFrame``: model, task, pair, direction, cells, exact_spearman, exact_pearson, exact_top_overlap,
     and per method ``spearman_a:<method>`` and ``spearman_b:<method>`` (its Spearman against exact in each run)."""
     method_names: list[str] = field(default_factory=list)
