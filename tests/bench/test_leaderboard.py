@@ -82,3 +82,7 @@ def test_the_header_says_what_the_encoder_saw():
     assert "the whole 30 s encoder window" in render(results)  # older results files have no encoder_seconds
     results["suite"]["encoder_seconds"] = 5.0
     assert "a 5 s encoder window" in render(results) and "whole 30 s" not in render(results)
+    results["suite"]["windowed_models"] = []  # a run of CTC models only: no encoder window to speak of
+    assert "encoder window" not in render(results) and "frames per cell, models: whisper-tiny.en" in render(results)
+    results["suite"]["windowed_models"] = ["whisper-tiny.en"]
+    assert "a 5 s encoder window; models:" in render(results)

@@ -212,3 +212,13 @@ def test_a_candidate_longer_than_the_window_names_the_option(tiny_whisper, tmp_p
         with pytest.raises(OtoscopeError, match="--encoder-seconds 4 or more"):
             build_suite(tmp_path / "suite", SuiteConfig(("keyword",), n_pairs=1), [tiny_whisper])
     assert not (tmp_path / "suite").exists()
+
+
+@needs_espeak
+def test_a_quick_run_of_ctc_models_only_records_no_encoder_window(tmp_path):
+    # --quick's 5 s window applies to Whisper only; a run without one must not claim it used one
+    results = run_bench(tmp_path / "run", BenchConfig(models=("tiny-random-wav2vec2",), tasks=("ctc-word",),
+                                                       methods=("exact",), quick=True, n_pairs=1), log=lambda s: None)
+    assert results["suite"]["encoder_seconds"] is None and results["suite"]["windowed_models"] == []
+    assert results["run"]["complete"] and results["tasks"]["ctc-word"]["models"]["tiny-random-wav2vec2"]["units"] == 1
+    assert "encoder window" not in (tmp_path / "run" / "leaderboard.html").read_text()

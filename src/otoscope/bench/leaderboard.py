@@ -115,7 +115,7 @@ def render(results: dict) -> str:
     suite = results["suite"]
     subtitle = (f"{suite['name']} v{suite['version']}, seed {suite['seed']}, {suite['pairs_per_task']} pairs per task"
                 f"{' (quick)' if suite['quick'] else ''}, {suite['frames_per_cell']} frames per cell, "
-                f"{_window(suite.get('encoder_seconds'))}; models: "
+                f"{_window(suite)}models: "
                 f"{', '.join(results['models'])}")
     run = results.get("run") or {}
     partial = ("" if run.get("complete", True) else
@@ -128,9 +128,13 @@ def render(results: dict) -> str:
     return html.replace("</style>", CSS + "</style>", 1)
 
 
-def _window(seconds) -> str:
-    """What Whisper's encoder saw: its whole 30 s window, or the first seconds of it."""
-    return "the whole 30 s encoder window" if seconds is None else f"a {seconds:g} s encoder window"
+def _window(suite: dict) -> str:
+    """What Whisper's encoder saw — its whole 30 s window or the first seconds of it — or nothing when no model
+    of the run has a fixed window (results without ``windowed_models`` predate the key: every model had one)."""
+    if suite.get("windowed_models") == []:
+        return ""
+    seconds = suite.get("encoder_seconds")
+    return "the whole 30 s encoder window; " if seconds is None else f"a {seconds:g} s encoder window; "
 
 
 def write_leaderboard(path: str | Path, results: dict) -> Path:

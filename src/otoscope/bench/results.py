@@ -53,8 +53,10 @@ def _example(unit: dict) -> dict:
                         for m, r in unit["methods"].items()}}
 
 
-def summarise(out: str | Path, suite: Suite, config) -> dict:
-    """The ``results.json`` object of the run in ``out``."""
+def summarise(out: str | Path, suite: Suite, config, windowed: tuple[str, ...] | None = None) -> dict:
+    """The ``results.json`` object of the run in ``out``. ``windowed``: the run's models with a fixed encoder
+    window (Whisper), which ``config.window_seconds`` applies to; None: every model of ``config``."""
+    windowed = tuple(config.models) if windowed is None else tuple(windowed)
     out = Path(out)
     tasks = {}
     for name, ts in suite.tasks.items():
@@ -94,7 +96,8 @@ def summarise(out: str | Path, suite: Suite, config) -> dict:
             overall[model][method] = {k: _mean(r[k] for r in rows) for k in SCORE_KEYS}
     return {"suite": {"name": SUITE_NAME, "version": SUITE_VERSION, "seed": config.seed, "quick": config.quick,
                       "pairs_per_task": suite.config.pairs_per_task, "frames_per_cell": config.frames_per_cell,
-                      "encoder_seconds": config.window_seconds},
+                      "encoder_seconds": config.window_seconds if windowed else None,
+                      "windowed_models": list(windowed)},
             "models": list(config.models), "methods": list(config.methods),
             "method_descriptions": {m: METHODS[m].description for m in config.methods},
             "tasks": tasks, "overall": overall}

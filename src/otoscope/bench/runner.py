@@ -150,13 +150,13 @@ def _open_suite(out: Path, config: BenchConfig, models: dict, applicable: list[s
     return suite
 
 
-def _publish(out: Path, suite: Suite, config: BenchConfig, run: dict) -> dict:
+def _publish(out: Path, suite: Suite, config: BenchConfig, run: dict, windowed: tuple[str, ...]) -> dict:
     """Write ``results.json`` and ``leaderboard.html`` from the unit files finished so far."""
     from otoscope._io import write_text_atomic
     from otoscope.bench.leaderboard import write_leaderboard
     from otoscope.bench.results import summarise
 
-    results = summarise(out, suite, config)
+    results = summarise(out, suite, config, windowed)
     results["run"] = run
     write_text_atomic(out / "results.json", json.dumps(results, indent=1, allow_nan=False))
     write_leaderboard(out / "leaderboard.html", results)
@@ -200,6 +200,7 @@ def _run_units(out: Path, suite: Suite, config: BenchConfig, models: dict, appli
 
     started = time.perf_counter()
     run = {"units_run": 0, "units_resumed": 0, "seconds": 0.0, "complete": False}
+    windowed = tuple(name for name, m in models.items() if m.geometry.window_frames is not None)  # --encoder-seconds
     for model in models.values():
         for task_name in (t for t in applicable if TASKS[t].applies_to(model)):
             for pair in suite.tasks[task_name].pairs:
@@ -216,6 +217,6 @@ def _run_units(out: Path, suite: Suite, config: BenchConfig, models: dict, appli
                     run["units_run"] += 1
                     log(f"{model.name} {task_name} {pair.id} {direction}: {unit.status} ({time.perf_counter() - t0:.1f} s)")
             run["seconds"] = round(time.perf_counter() - started, 1)
-            _publish(out, suite, config, run)
+            _publish(out, suite, config, run, windowed)
     run["complete"] = True
-    return _publish(out, suite, config, run)
+    return _publish(out, suite, config, run, windowed)
