@@ -116,8 +116,9 @@ def _effects(unit: dict, method: str) -> np.ndarray:
 
 
 def _top(effects: np.ndarray, top: int) -> set[int]:
-    strength = np.nan_to_num(np.abs(effects), nan=-1.0)
-    return set(np.argsort(-strength, kind="stable")[:top].tolist())
+    from otoscope.patching.result import ranking_of
+
+    return set(ranking_of(effects)[:top].tolist())  # the ranking PatchResult.ranking and the method scores use
 
 
 def _cell_keys(unit: dict) -> list:

@@ -64,6 +64,12 @@ def effects_of(normalized, direction: str) -> np.ndarray:
     return x if direction == "denoising" else 1.0 - x
 
 
+def ranking_of(effects) -> np.ndarray:
+    """Indices of ``effects`` ``[cells]`` from the strongest to the weakest by magnitude, NaN last, ties in order."""
+    strength = np.nan_to_num(np.abs(np.asarray(effects, dtype=np.float64)), nan=-1.0)
+    return np.argsort(-strength, kind="stable")
+
+
 @dataclass
 class PatchResult:
     """A patching sweep: which direction, which metric, the unpatched scores and every cell's score."""
@@ -94,10 +100,9 @@ class PatchResult:
         return effects_of([c.normalized for c in self.cells], self.direction)
 
     def ranking(self) -> np.ndarray:
-        """Cell indices from the strongest effect to the weakest (by magnitude, NaN last; ties in sweep order).
-        The one ranking of cells that :meth:`strongest`, the CLI, the report and the method scores use."""
-        strength = np.nan_to_num(np.abs(self.effects()), nan=-1.0)
-        return np.argsort(-strength, kind="stable")
+        """Cell indices from the strongest effect to the weakest (:func:`ranking_of` its effects). The one ranking
+        of cells that :meth:`strongest`, the CLI, the report and the method scores use."""
+        return ranking_of(self.effects())
 
     def strongest(self, n: int = 5) -> list[CellResult]:
         """The ``n`` cells with the largest effect (recovered when denoising, destroyed when noising)."""
