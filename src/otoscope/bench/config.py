@@ -111,13 +111,11 @@ class BenchConfig:
     ignore it."""
 
     def __post_init__(self):
-        from otoscope.bench.methods import METHODS, REFERENCE
+        from otoscope.bench.methods import REFERENCE, check_methods
 
         if not self.models:
             raise OtoscopeError("no models given; pass --models whisper-tiny.en,whisper-base (see 'otoscope models').")
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise OtoscopeError(f"unknown method {unknown[0]!r}; methods: {', '.join(METHODS)}.")
+        check_methods(self.methods)
         if REFERENCE not in self.methods:
             object.__setattr__(self, "methods", (REFERENCE, *self.methods))
         SuiteConfig(self.tasks, self.quick, self.seed, self.n_pairs)  # checks tasks and n_pairs

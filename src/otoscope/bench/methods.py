@@ -51,10 +51,15 @@ METHODS: dict[str, Method] = {name: Method(name, (fn.__doc__ or name).split(": `
 def parse_methods(spec: str) -> list[str]:
     """``"all"`` or a comma list → method names, the reference first (it is always run: the others need it)."""
     names = list(METHODS) if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    check_methods(names)
+    return [REFERENCE] + [n for n in dict.fromkeys(names) if n != REFERENCE]
+
+
+def check_methods(names) -> None:
+    """Refuse an unknown method name, with did-you-mean (the command line's and ``BenchConfig``'s one check)."""
     for name in names:
         if name not in METHODS:
             raise OtoscopeError(f"unknown method {name!r}.{did_you_mean(name, METHODS)} Methods: {', '.join(METHODS)}, all.")
-    return [REFERENCE] + [n for n in dict.fromkeys(names) if n != REFERENCE]
 
 
 def seed_of(*parts: str) -> int:

@@ -190,9 +190,14 @@ def encoder_windows(models, seconds: float | None) -> ExitStack:
     """Every fixed-window model (Whisper) with its encoder over the first ``seconds`` (None: nothing changes)."""
     with ExitStack() as stack:  # if one model refuses, the windows already set are undone
         for model in models:
-            if seconds is not None and model.geometry.window_frames is not None:
+            if seconds is not None and _fixed_window(model):
                 stack.enter_context(model.encoder_window(seconds))
         return stack.pop_all()
+
+
+def _fixed_window(model) -> bool:
+    """A model with a fixed input window (Whisper's 30 s), the kind ``--encoder-seconds`` shortens."""
+    return model.geometry.window_frames is not None
 
 
 def _run_units(out: Path, suite: Suite, config: BenchConfig, models: dict, applicable: list[str], log) -> dict:
@@ -200,7 +205,7 @@ def _run_units(out: Path, suite: Suite, config: BenchConfig, models: dict, appli
 
     started = time.perf_counter()
     run = {"units_run": 0, "units_resumed": 0, "seconds": 0.0, "complete": False}
-    windowed = tuple(name for name, m in models.items() if m.geometry.window_frames is not None)  # --encoder-seconds
+    windowed = tuple(name for name, m in models.items() if _fixed_window(m))  # what --encoder-seconds applies to
     for model in models.values():
         for task_name in (t for t in applicable if TASKS[t].applies_to(model)):
             for pair in suite.tasks[task_name].pairs:

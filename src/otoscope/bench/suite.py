@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from otoscope.audio.io import to_clip
-from otoscope.bench.config import SUITE_NAME, SUITE_VERSION, SuiteConfig
+from otoscope.bench.config import SUITE_NAME, SUITE_VERSION, SuiteConfig, check_tasks
 from otoscope.bench.metrics import check_clean, session_options
 from otoscope.bench.pair import BenchPair
 from otoscope.bench.tasks import TASKS
@@ -41,7 +41,7 @@ def parse_tasks(spec: str) -> tuple[str, ...]:
     if spec.strip() == "all":
         return tuple(TASKS)
     names = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
-    SuiteConfig(tasks=names)  # one check of the names, with did-you-mean
+    check_tasks(names)
     return names
 
 
